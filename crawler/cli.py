@@ -1,0 +1,312 @@
+"""The command line: parse, load config, configure logging once, call the
+engine, map errors to exit codes (DESIGN.md "CLI contract"):
+
+  0 done · 1 done but some packages failed · 2 usage/config error ·
+  3 authentication/authorization · 4 API/registry unreachable or rate-limited ·
+  75 another sync holds the lock · 130/143 stopped by SIGINT/SIGTERM
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import sqlite3
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import structlog
+
+from . import logs
+from .config import Config, load_config, resolve_credentials
+from .errors import InterruptedRun, InventoryError, QueryError, UsageError
+from .output import FORMATS, render
+from .secret import redact
+from .store import open_readonly
+
+PROG = "ghcr-inventory"
+DEFAULT_CONFIG = "ghcr-inventory.toml"
+
+EXAMPLES = {
+    "sync": "example: GITHUB_TOKEN=... ghcr-inventory --config inventory.toml sync --owner acme",
+    "query": "example: ghcr-inventory query \"SELECT package, tag, digest FROM v_tags WHERE owner = 'acme'\" "
+             "--format csv",
+    "report": "example: ghcr-inventory report unsigned --format markdown   (ghcr-inventory report --list)",
+    "status": "example: ghcr-inventory status --max-age 2h   # exit 1 when the last good sync is older",
+    "demo": "example: ghcr-inventory demo --db /tmp/demo.db",
+    "completion": "example: source <(ghcr-inventory completion bash)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Inventory of container images on ghcr.io or any OCI registry, in SQLite.",
+        epilog="Tokens come from the environment or a file named in the config, never from the "
+               "command line. See config.example.toml.")
+    parser.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG})")
+    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
+                        help="auto: console on a terminal, JSON lines otherwise")
+    parser.add_argument("--log-level", choices=tuple(logs.LEVELS), help="default: warning on a "
+                        "terminal, info otherwise")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("sync", "Sync the configured owners' packages into the database.")
+    p.add_argument("--full", action="store_true", help="ignore every cache, re-verify and repair")
+    p.add_argument("--owner", action="append", default=[], metavar="NAME", help="only this owner (repeatable)")
+    p.add_argument("--package", action="append", default=[], metavar="NAME",
+                   help="only this package (repeatable); deletions are not concluded")
+    p.add_argument("--metrics-file", metavar="PATH",
+                   help="write Prometheus textfile-collector metrics here (atomically)")
+
+    p = command("query", "Run read-only SQL against the database.")
+    p.add_argument("sql", metavar="SQL")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--db", metavar="PATH", help="database (default: database.path from the config)")
+
+    p = command("report", "Run a canned report (see --list).")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--list", action="store_true", help="list the reports")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--db", metavar="PATH")
+    p.add_argument("--days", type=int, default=7, help="window for time-based reports (default 7)")
+
+    p = command("status", "Show the last runs per owner; a monitoring probe with --max-age.")
+    p.add_argument("--max-age", metavar="AGE", help="exit 1 if the newest successful sync is older "
+                   "(e.g. 90m, 2h, 1d)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--db", metavar="PATH")
+
+    p = command("demo", "Start the local sandbox (registry + GitHub emulator), sync it, show results.")
+    p.add_argument("--db", metavar="PATH", help="database to fill (default: a temporary file)")
+
+    p = command("completion", "Print a shell completion script.")
+    p.add_argument("shell", choices=("bash", "zsh"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
+    progress = logs.ProgressLine() if args.command == "sync" else None
+    console = logs.configure(args.log_format, level, progress=progress)
+    try:
+        handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
+                   "demo": cmd_demo, "completion": cmd_completion}[args.command]
+        return handler(args, console=console, progress=progress if console else None)
+    except InventoryError as exc:
+        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return InterruptedRun.exit_code
+    finally:
+        if progress is not None:
+            progress.clear()
+
+
+def _config(args) -> Config:
+    return load_config(Path(args.config or DEFAULT_CONFIG))
+
+
+def _db_path(args) -> Path:
+    if getattr(args, "db", None):
+        return Path(args.db)
+    return _config(args).database.path
+
+
+# --- sync --------------------------------------------------------------------------
+
+def cmd_sync(args, *, console: bool, progress) -> int:
+    from .sync import SyncOptions, run_sync
+    config = _config(args)
+    creds = resolve_credentials(config)
+    options = SyncOptions(full=args.full, owners=tuple(args.owner), packages=tuple(args.package))
+    summary = asyncio.run(_sync_with_signals(config, creds, options, progress))
+    if args.metrics_file:
+        from .metrics import write_metrics
+        write_metrics(Path(args.metrics_file), summary, config.database.path)
+    _print_summary(summary)
+    return summary.exit_code
+
+
+async def _sync_with_signals(config, creds, options, progress):
+    from .sync import run_sync
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        structlog.get_logger("crawler.cli").warning("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        summary = await run_sync(config, creds, options, progress=progress, stop=stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if received and summary.status == "interrupted":
+        summary.exit_code = 128 + received[0]
+    return summary
+
+
+def _print_summary(s) -> None:
+    line = (f"sync {s.status}: {s.packages_changed} changed, {s.packages_skipped} unchanged, "
+            f"{s.packages_failed} failed, {s.packages_deleted} deleted; {s.requests} requests "
+            f"({s.not_modified} not modified, lower bound {s.lower_bound})")
+    if s.rows_corrected:
+        line += f"; {s.rows_corrected} rows corrected"
+    print(line, file=sys.stderr)
+    if s.status not in ("ok",) and s.message:
+        print(f"{PROG}: {redact(s.message)}", file=sys.stderr)
+
+
+# --- query / report / status ----------------------------------------------------------
+
+def run_query(conn: sqlite3.Connection, sql: str, params=()) -> tuple[list[str], list[tuple]]:
+    try:
+        cur = conn.execute(sql, params)
+        rows = cur.fetchall()
+    except sqlite3.Warning as exc:  # e.g. several statements at once
+        raise QueryError(f"SQL: {exc}") from None
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "readonly" in text or "read-only" in text or "not authorized" in text:
+            raise QueryError("the database is opened read-only: queries cannot change it "
+                             f"({text})") from None
+        raise QueryError(f"SQL error: {text}") from None
+    columns = [d[0] for d in cur.description or ()]
+    return columns, rows
+
+
+def cmd_query(args, **_) -> int:
+    conn = open_readonly(_db_path(args))
+    try:
+        columns, rows = run_query(conn, args.sql)
+    finally:
+        conn.close()
+    sys.stdout.write(render(args.format, columns, rows))
+    return 0
+
+
+def cmd_report(args, **_) -> int:
+    from .reports import REPORTS, run_report
+    if args.list or not args.name:
+        for name, report in REPORTS.items():
+            print(f"{name:<22} {report.description}")
+        return 0 if args.list else 2
+    conn = open_readonly(_db_path(args))
+    try:
+        columns, rows, note = run_report(conn, args.name, days=args.days)
+    finally:
+        conn.close()
+    sys.stdout.write(render(args.format, columns, rows))
+    if note:
+        print(note, file=sys.stderr)
+    return 0
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """'90m', '2h', '1d', '1h30m', '3600' -> seconds."""
+    pos, total = 0, 0.0
+    text = text.strip().lower()
+    while pos < len(text):
+        m = _AGE.match(text, pos)
+        if not m or m.end() == pos:
+            raise UsageError(f"--max-age {text!r}: use a duration like 90m, 2h, 1d")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not text or total <= 0:
+        raise UsageError(f"--max-age {text!r}: use a duration like 90m, 2h, 1d")
+    return total
+
+
+STATUS_SQL = """
+SELECT o.name AS owner,
+       (SELECT r.status FROM sync_runs r WHERE ',' || r.owners || ',' LIKE '%,' || o.name || ',%'
+         ORDER BY r.id DESC LIMIT 1) AS last_status,
+       (SELECT COALESCE(r.finished_at, r.started_at) FROM sync_runs r
+         WHERE ',' || r.owners || ',' LIKE '%,' || o.name || ',%' ORDER BY r.id DESC LIMIT 1) AS last_run,
+       (SELECT r.finished_at FROM sync_runs r WHERE ',' || r.owners || ',' LIKE '%,' || o.name || ',%'
+           AND r.status IN ('ok', 'partial') ORDER BY r.id DESC LIMIT 1) AS last_success,
+       (SELECT COUNT(*) FROM packages p WHERE p.owner_id = o.id AND p.deleted_at IS NULL) AS packages,
+       (SELECT COUNT(*) FROM tags t JOIN packages p ON p.id = t.package_id
+         WHERE p.owner_id = o.id AND t.last_seen IS NULL AND p.deleted_at IS NULL) AS tags
+FROM owners o ORDER BY o.name
+"""
+
+
+def _age_s(stamp: str | None, now: datetime) -> float | None:
+    if not stamp:
+        return None
+    then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return (now - then).total_seconds()
+
+
+def _human(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def cmd_status(args, **_) -> int:
+    max_age = parse_age(args.max_age) if args.max_age else None
+    conn = open_readonly(_db_path(args))
+    try:
+        _, rows = run_query(conn, STATUS_SQL)
+        _, last = run_query(conn, "SELECT id, status, started_at, finished_at, requests, "
+                                  "not_modified, packages_changed, packages_failed FROM sync_runs "
+                                  "ORDER BY id DESC LIMIT 1")
+    finally:
+        conn.close()
+    now = datetime.now(timezone.utc)
+    table = []
+    stale = []
+    for owner, status, last_run, last_ok, packages, tags in rows:
+        age = _age_s(last_ok, now)
+        table.append((owner, status or "never", last_run, _human(_age_s(last_run, now)), last_ok,
+                      _human(age), packages, tags))
+        if max_age is not None and (age is None or age > max_age):
+            stale.append(f"{owner} (last successful sync {_human(age)} ago)" if age is not None
+                         else f"{owner} (never synced successfully)")
+    columns = ["owner", "last_status", "last_run", "age", "last_success", "success_age", "packages", "tags"]
+    sys.stdout.write(render(args.format, columns, table))
+    if max_age is not None and (stale or not rows):
+        what = ", ".join(stale) if stale else "no owner has ever been synced"
+        print(f"{PROG}: stale: {what}; --max-age is {_human(max_age)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- demo / completion --------------------------------------------------------------------
+
+def cmd_demo(args, **_) -> int:
+    from .demo import run_demo
+    return run_demo(Path(args.db) if args.db else None)
+
+
+def cmd_completion(args, **_) -> int:
+    from .completion import script
+    sys.stdout.write(script(args.shell, build_parser()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The one HTTP client every stage uses: per-host concurrency slots, the
+rate-limit governor, retries with jittered backoff, redirects that never carry
+Authorization to another origin, body caps, counters, and one structured log
+event per exchange (never a header value, never a query string).
+
+Layering (after httpx): request -> _attempts (retry, rate-limit waits) ->
+_follow (redirects, auth stripping) -> _exchange (one aiohttp round trip).
+aiohttp errors are translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from .errors import ParseError, RateLimitedError, UnreachableError
+from .ratelimit import Governor
+
+log = structlog.get_logger("crawler.http")
+
+RETRY_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+MAX_RATE_LIMIT_WAITS = 8
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: CIMultiDictProxy
+    body: bytes
+    url: str                      # the final URL, after redirects
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a run spent, for the run record and the benchmark."""
+
+    requests: Counter = field(default_factory=Counter)     # by kind
+    not_modified: int = 0
+    faults: Counter = field(default_factory=Counter)       # by fault type
+    bytes: int = 0
+    redirects: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    retries: int = 4
+    base_s: float = 0.5
+    max_s: float = 30.0
+
+    def delay(self, attempt: int, rng: Callable[[], float]) -> float:
+        # "equal jitter": half fixed, half random, so retries spread out.
+        step = min(self.max_s, self.base_s * (2 ** attempt))
+        return step / 2 + rng() * step / 2
+
+
+class _Transient(Exception):
+    """A failure worth retrying; `fault` names it for the counters."""
+
+    def __init__(self, fault: str, detail: str) -> None:
+        super().__init__(detail)
+        self.fault = fault
+        self.detail = detail
+
+
+class HttpClient:
+    def __init__(self, *, timeout_s: float = 30.0, concurrency: int = 16,
+                 retry: RetryPolicy = RetryPolicy(), reserve: int = 50, max_wait_s: float = 900.0,
+                 insecure_hosts: frozenset[str] = frozenset(),
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.time,
+                 rng: Callable[[], float] = random.random,
+                 user_agent: str = "ghcr-inventory/0.1") -> None:
+        self.timeout_s = timeout_s
+        self.concurrency = concurrency
+        self.retry = retry
+        self.reserve = reserve
+        self.max_wait_s = max_wait_s
+        self.insecure_hosts = insecure_hosts
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng
+        self.user_agent = user_agent
+        self.counters = Counters()
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._governors: dict[str, Governor] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl = ssl.create_default_context()
+
+    async def __aenter__(self) -> "HttpClient":
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.concurrency,
+                                         ttl_dns_cache=300, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=min(self.timeout_s, 10)),
+            headers={"User-Agent": self.user_agent})
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def governor(self, key: str) -> Governor:
+        gov = self._governors.get(key)
+        if gov is None:
+            gov = Governor(key, reserve=self.reserve, max_wait_s=self.max_wait_s,
+                           sleep=self.sleep, clock=self.clock)
+            self._governors[key] = gov
+        return gov
+
+    def _slot(self, host: str) -> asyncio.Semaphore:
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = asyncio.Semaphore(self.concurrency)
+        return slot
+
+    async def request(self, method: str, url: str, *, kind: str,
+                      headers: Mapping[str, str] | None = None,
+                      auth: str | None = None, auth_origin: str | None = None,
+                      body: bytes | None = None, max_bytes: int = 8 * 1024 * 1024,
+                      governor_key: str | None = None) -> Response:
+        """One logical request. `auth` (an Authorization value) is sent only to
+        `auth_origin` (default: the URL's own origin), never after a redirect
+        to another origin. Retries transient failures of GET/HEAD (and of
+        other methods when they are known idempotent, e.g. GraphQL queries)."""
+        gov = self.governor(governor_key or host_of(url))
+        rate_waits = 0
+        attempt = 0
+        while True:
+            await gov.before_request()
+            try:
+                async with self._slot(host_of(url)):
+                    resp = await self._follow(method, url, kind=kind, headers=headers, auth=auth,
+                                              auth_origin=auth_origin or url, body=body,
+                                              max_bytes=max_bytes)
+            except _Transient as exc:
+                self.counters.faults[exc.fault] += 1
+                if attempt >= self.retry.retries:
+                    raise UnreachableError(f"{exc.detail} (gave up after {attempt + 1} attempts)",
+                                           where=_where(method, url)) from None
+                await self._backoff(attempt, method, url, exc.fault)
+                attempt += 1
+                continue
+            penalty = gov.observe(resp.status, resp.headers, resp.body)
+            if penalty is not None:
+                self.counters.faults[f"http_{resp.status}_rate_limited"] += 1
+                rate_waits += 1
+                if rate_waits > MAX_RATE_LIMIT_WAITS:
+                    raise RateLimitedError(f"still rate limited after {rate_waits - 1} waits",
+                                           where=_where(method, url))
+                log.warning("rate_limited", host=host_of(url), status=resp.status,
+                            wait_s=round(penalty, 3), kind=kind)
+                continue  # before_request() sleeps until blocked_until
+            if resp.status in RETRY_STATUSES:
+                self.counters.faults[f"http_{resp.status}"] += 1
+                if attempt >= self.retry.retries:
+                    raise UnreachableError(f"HTTP {resp.status} (gave up after {attempt + 1} attempts)",
+                                           where=_where(method, url))
+                await self._backoff(attempt, method, url, f"http_{resp.status}")
+                attempt += 1
+                continue
+            return resp
+
+    async def _backoff(self, attempt: int, method: str, url: str, fault: str) -> None:
+        delay = self.retry.delay(attempt, self.rng)
+        log.info("retry", method=method, host=host_of(url), path=urlsplit(url).path,
+                 fault=fault, attempt=attempt + 1, delay_s=round(delay, 3))
+        await self.sleep(delay)
+
+    async def _follow(self, method: str, url: str, *, kind: str, headers, auth: str | None,
+                      auth_origin: str, body: bytes | None, max_bytes: int) -> Response:
+        allowed = origin(auth_origin)
+        for hop in range(MAX_REDIRECTS + 1):
+            send = CIMultiDict(headers or {})
+            if auth and origin(url) == allowed:
+                send["Authorization"] = auth
+            resp = await self._exchange(method, url, kind=kind if hop == 0 else "redirect",
+                                        headers=send, body=body, max_bytes=max_bytes)
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_STATUSES or not location:
+                return resp
+            self.counters.redirects += 1
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise ParseError(f"redirect to a non-HTTP URL {urlsplit(url).scheme}:…",
+                                 where=_where(method, url))
+            if resp.status == 303:
+                method, body = "GET", None
+        raise ParseError(f"more than {MAX_REDIRECTS} redirects", where=_where(method, url))
+
+    async def _exchange(self, method: str, url: str, *, kind: str, headers: CIMultiDict,
+                        body: bytes | None, max_bytes: int) -> Response:
+        assert self._session is not None, "HttpClient used outside `async with`"
+        host = host_of(url)
+        ssl_ctx = False if urlsplit(url).hostname in self.insecure_hosts else self._ssl
+        started = time.perf_counter()
+        self.counters.requests[kind] += 1
+        try:
+            async with self._session.request(method, URL(url, encoded=True), headers=headers,
+                                             data=body, allow_redirects=False, ssl=ssl_ctx) as resp:
+                data = b"" if method == "HEAD" else await _read_capped(resp, max_bytes, url)
+                result = Response(resp.status, resp.headers, data, url)
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise UnreachableError(f"TLS failure: {exc.__class__.__name__}", where=host) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise _Transient("truncated", f"body cut short ({_short(exc)})") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _Transient("connect", f"cannot connect ({_short(exc)})") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _Transient("reset", f"connection reset ({_short(exc)})") from None
+        except asyncio.TimeoutError:
+            raise _Transient("timeout", f"no answer within {self.timeout_s:g}s") from None
+        except aiohttp.ClientResponseError as exc:
+            raise _Transient("protocol", f"bad HTTP response ({_short(exc)})") from None
+        except aiohttp.ClientError as exc:
+            raise _Transient("client", f"{exc.__class__.__name__}: {_short(exc)}") from None
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        self.counters.bytes += len(result.body)
+        if result.status == 304:
+            self.counters.not_modified += 1
+        log.debug("http", method=method, host=host, path=urlsplit(url).path, status=result.status,
+                  ms=ms, kind=kind, cached=result.status == 304, bytes=len(result.body))
+        return result
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:
+    declared = resp.content_length
+    if declared is not None and declared > max_bytes:
+        raise ParseError(f"body of {declared} bytes exceeds the {max_bytes}-byte limit",
+                         where=_where(resp.method, url))
+    chunks, total = [], 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > max_bytes:
+            raise ParseError(f"body exceeds the {max_bytes}-byte limit", where=_where(resp.method, url))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _where(method: str, url: str) -> str:
+    parts = urlsplit(url)
+    return f"{method} {parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,0 +1,110 @@
+"""Logging (structlog) and the interactive progress line.
+
+JSON lines for machines (timers, pipes, `--log-format json`), a readable
+console rendering for a person at a terminal, plus a one-line progress
+display on long interactive runs. Every event passes through `redact` before
+it is rendered: a token can never reach a journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import IO
+
+import orjson
+import structlog
+
+from .secret import redact
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+
+
+def _redact_event(_logger, _name, event: dict) -> dict:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+        elif isinstance(value, BaseException):
+            event[key] = redact(f"{type(value).__name__}: {value}")
+    return event
+
+
+def _json_dumps(obj, **_kw) -> str:
+    return redact(orjson.dumps(obj, default=str).decode())
+
+
+class _ConsoleStream:
+    """Clears the progress line before a log line is written over it."""
+
+    def __init__(self, stream: IO[str], progress: "ProgressLine | None") -> None:
+        self.stream = stream
+        self.progress = progress
+
+    def write(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.clear()
+        self.stream.write(redact(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def wants_console(fmt: str, stream: IO[str]) -> bool:
+    if fmt == "auto":
+        return bool(getattr(stream, "isatty", lambda: False)())
+    return fmt == "console"
+
+
+def configure(fmt: str = "auto", level: str | None = None, stream: IO[str] | None = None,
+              progress: "ProgressLine | None" = None) -> bool:
+    """Configure structlog once; returns True when rendering for a person."""
+    stream = stream or sys.stderr
+    console = wants_console(fmt, stream)
+    # A person sees warnings and the progress line; a timer's journal gets info.
+    threshold = LEVELS[level] if level else (logging.WARNING if console else logging.INFO)
+    shared = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+              structlog.processors.TimeStamper(fmt="iso", utc=True), _redact_event]
+    if console:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty(), pad_event_to=22)
+        out = _ConsoleStream(stream, progress)
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+        out = stream
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False)
+    return console
+
+
+class ProgressLine:
+    """`packages 12/50 · requests 340 · 304s 12 · failed 1` on one line."""
+
+    def __init__(self, stream: IO[str] | None = None, interval_s: float = 0.1) -> None:
+        self.stream = stream or sys.stderr
+        self.interval_s = interval_s
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, summary, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            return
+        self._last = now
+        done = summary.packages_changed + summary.packages_skipped + summary.packages_failed
+        text = (f"packages {done}/{total} · changed {summary.packages_changed} · "
+                f"requests {summary.requests} · 304s {summary.not_modified}")
+        if summary.packages_failed:
+            text += f" · failed {summary.packages_failed}"
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = False

@@ -1,0 +1,99 @@
+"""What flows between the pipeline stages: discovered packages, version
+entries, and the whole-package result a worker hands to the writer.
+
+Wire objects (manifests, configs, headers) live in `manifest.py` and
+`headers.py`; these are the engine's own values. The writer only ever gets a
+complete PackageResult, never a cursor or a half-built package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .manifest import ImageConfig, ImageIndex, ImageManifest
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRef:
+    """One package found by discovery, with what the listing said about it."""
+
+    owner: str
+    name: str                       # package name, may contain '/'
+    repository_path: str            # registry repository, OWNER/NAME lower-cased
+    discovery: str                  # rest | graphql | catalog | static
+    visibility: str | None = None
+    repository: str | None = None   # source repository OWNER/NAME
+    github_id: int | None = None
+    html_url: str | None = None
+    version_count: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def listing_key(self) -> tuple:
+        """What must be unchanged for the package to be skipped."""
+        return (self.updated_at, self.version_count, self.visibility, self.repository)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPackage:
+    """The package row as the last successful sync left it."""
+
+    id: int
+    updated_at: str | None
+    version_count: int | None
+    visibility: str | None
+    repository: str | None
+    last_synced: str | None
+    deleted_at: str | None
+
+    @property
+    def listing_key(self) -> tuple:
+        return (self.updated_at, self.version_count, self.visibility, self.repository)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionEntry:
+    """A digest the package holds: a GitHub package version, or a digest
+    reached from a tag (index children, referrers) on other registries."""
+
+    digest: str
+    tags: tuple[str, ...] = ()
+    version_id: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    subject_digest: str
+    referrer_digest: str
+    kind: str                       # signature | attestation | sbom | other
+    artifact_type: str | None
+    via: str                        # cosign-tag | buildx | subject | referrers-api
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A conditional-request validator and the compact payload it stands for."""
+
+    url: str
+    etag: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class PackageResult:
+    """Everything one worker learnt about one package, applied atomically."""
+
+    ref: PackageRef
+    versions: list[VersionEntry]
+    tags: dict[str, str]            # tag -> digest, the complete current map
+    manifests: list[ImageManifest | ImageIndex] = field(default_factory=list)
+    configs: list[ImageConfig] = field(default_factory=list)
+    referrers: list[Referrer] = field(default_factory=list)
+    cache: list[CacheEntry] = field(default_factory=list)
+    # A listing is complete when every page was read: only then may digests
+    # and tags missing from it be closed (DESIGN: no deletions from partial data).
+    complete: bool = True
+    full: bool = False              # --full: compare and repair stored rows

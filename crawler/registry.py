@@ -1,0 +1,349 @@
+"""Registry client for the OCI distribution API (ghcr.io, distribution, Harbor…).
+
+Auth is the token challenge flow (distribution "Token Authentication
+Specification"): a request answered 401 with `WWW-Authenticate: Bearer
+realm=…,service=…` is retried with a token from the realm, fetched with Basic
+credentials or anonymously. Tokens are cached per scope until they expire and
+refreshed once on a 401. The realm/service pair is remembered in the database
+so later runs go straight to the token endpoint.
+
+Credentials are sent to a token realm only when its origin is the registry's,
+the GitHub API's, or listed in `registry.auth_hosts`: a registry must not be
+able to harvest the token by pointing its realm elsewhere.
+
+Every byte fetched is verified against its digest before it is returned
+(`manifest.parse_manifest`/`parse_config` do it); a bad body is refetched a
+couple of times (a flaky proxy) and then fails the package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+import structlog
+
+from . import secret
+from .errors import (AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ParseError,
+                     UnreachableError)
+from .headers import parse_etag, parse_link, parse_www_authenticate
+from .http import HttpClient, Response, origin
+from .manifest import (ACCEPT_MANIFESTS, ImageConfig, ImageIndex, ImageManifest, compute_digest,
+                       is_valid_tag, parse_config, parse_digest, parse_manifest, parse_oci_error)
+
+log = structlog.get_logger("crawler.registry")
+
+DEFAULT_TOKEN_TTL_S = 60.0   # "tokens may come without expires_in (then 60 s)"
+BODY_RETRIES = 2             # refetches of a body that failed verification
+MAX_TAG_PAGES = 10_000
+MAX_TAGS_BODY = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HeadResult:
+    status: int                 # 200 or 304
+    digest: str | None
+    etag: str | None
+    media_type: str | None
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    expires_at: float
+
+
+class RegistryClient:
+    def __init__(self, http: HttpClient, base_url: str, *, credentials: secret.Secret | None,
+                 username: str = "ghcr-inventory", trusted_origins: set[tuple] | None = None,
+                 max_manifest_bytes: int = 4 * 1024 * 1024, max_config_bytes: int = 4 * 1024 * 1024,
+                 facts: dict | None = None,
+                 save_facts: Callable[..., Awaitable[None]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.http = http
+        self.base = base_url.rstrip("/")
+        self.host = urlsplit(self.base).netloc.lower()
+        self.credentials = credentials
+        self.username = username
+        self.trusted = {origin(self.base)} | (trusted_origins or set())
+        self.max_manifest_bytes = max_manifest_bytes
+        self.max_config_bytes = max_config_bytes
+        self.clock = clock
+        facts = facts or {}
+        self.realm: str | None = facts.get("realm")
+        self.service: str | None = facts.get("service")
+        self.referrers_supported: bool | None = (None if facts.get("referrers") is None
+                                                  else bool(facts["referrers"]))
+        self._save_facts = save_facts
+        self._tokens: dict[str, _Token] = {}
+        self._token_locks: dict[str, asyncio.Lock] = {}
+        self._warned_realm = False
+        self.token_fetches = 0
+
+    # -- auth ---------------------------------------------------------------------
+
+    async def _token(self, scope: str, *, refresh: bool = False) -> str | None:
+        lock = self._token_locks.setdefault(scope, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(scope)
+            if cached and not refresh and cached.expires_at > self.clock():
+                return cached.value
+            if self.realm is None:
+                return None
+            token = await self._fetch_token(scope)
+            self._tokens[scope] = token
+            return token.value
+
+    async def _fetch_token(self, scope: str) -> _Token:
+        params = {"scope": scope}
+        if self.service:
+            params["service"] = self.service
+        url = f"{self.realm}{'&' if '?' in self.realm else '?'}{urlencode(params)}"
+        auth = None
+        if self.credentials is not None:
+            if origin(self.realm) in self.trusted:
+                auth = self.credentials.basic_auth(self.username)
+            elif not self._warned_realm:
+                self._warned_realm = True
+                log.warning("untrusted_token_realm", realm_host=urlsplit(self.realm).netloc,
+                            hint="credentials not sent; add the host to registry.auth_hosts if it is yours")
+        self.token_fetches += 1
+        resp = await self.http.request("GET", url, kind="token", auth=auth, auth_origin=self.realm,
+                                       max_bytes=1024 * 1024)
+        where = f"token endpoint {urlsplit(self.realm).netloc} (scope {scope})"
+        if resp.status == 401 and auth:
+            raise AuthError(f"the registry's token endpoint rejected the credentials (HTTP 401"
+                            f"{_detail(resp)}); check the token and its read:packages scope", where=where)
+        if resp.status in (401, 403):
+            raise AuthError(f"access denied (HTTP {resp.status}{_detail(resp)})"
+                            + ("" if auth else "; anonymous access works only for public images"),
+                            where=where, fatal=False)
+        if resp.status != 200:
+            raise HttpStatusError(f"unexpected HTTP {resp.status}{_detail(resp)}", where=where,
+                                  status=resp.status)
+        return self._parse_token(resp.body, where)
+
+    def _parse_token(self, body: bytes, where: str) -> _Token:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ParseError("token response is not JSON", where=where) from None
+        value = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ParseError("token response has no 'token'", where=where)
+        secret.register(value)
+        ttl = data.get("expires_in")
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
+            ttl = DEFAULT_TOKEN_TTL_S
+        # Renew a little early so a token never expires mid-request.
+        return _Token(value, self.clock() + ttl * 0.9)
+
+    async def _learn_challenge(self, resp: Response, where: str) -> None:
+        try:
+            # Several WWW-Authenticate headers are one list of challenges (RFC 9110 §11.6.1).
+            challenges = parse_www_authenticate(", ".join(resp.headers.getall("WWW-Authenticate", [])))
+        except ParseError as exc:
+            raise AuthError(f"unreadable WWW-Authenticate challenge: {exc.message}", where=where) from None
+        bearer = next((c for c in challenges if c.scheme == "bearer" and c.realm), None)
+        if bearer is None:
+            raise AuthError("registry answered 401 without a Bearer challenge", where=where)
+        realm = bearer.realm
+        if urlsplit(realm).scheme not in ("http", "https"):
+            raise AuthError(f"token realm is not an http(s) URL", where=where)
+        if (realm, bearer.service) != (self.realm, self.service):
+            self.realm, self.service = realm, bearer.service
+            self._tokens.clear()
+            if self._save_facts:
+                await self._save_facts(realm=realm, service=bearer.service)
+
+    async def request(self, method: str, path: str, *, kind: str, scope: str,
+                      headers: dict | None = None, max_bytes: int = 1024 * 1024) -> Response:
+        """A registry request with the challenge flow and one token refresh."""
+        url = self.base + path
+        where = f"{self.host}{path.split('?')[0]}"
+        token = await self._token(scope)
+        resp = await self._send(method, url, kind, headers, token, max_bytes)
+        if resp.status != 401:
+            return resp
+        await self._learn_challenge(resp, where)
+        token = await self._token(scope, refresh=True)
+        resp = await self._send(method, url, kind, headers, token, max_bytes)
+        if resp.status == 401:
+            raise AuthError(f"registry refused the token for {scope}{_detail(resp)}", where=where,
+                            fatal=False)
+        return resp
+
+    async def _send(self, method, url, kind, headers, token, max_bytes) -> Response:
+        auth = f"Bearer {token}" if token else None
+        return await self.http.request(method, url, kind=kind, headers=headers, auth=auth,
+                                       auth_origin=self.base, max_bytes=max_bytes)
+
+    # -- the API --------------------------------------------------------------------
+
+    async def tags(self, repo: str, *, page_size: int = 100) -> list[str]:
+        """All tags of a repository, following `Link` (distribution spec
+        "Listing Tags"); invalid tag names are skipped with a warning."""
+        path = f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}"
+        tags: list[str] = []
+        seen_pages = set()
+        for _ in range(MAX_TAG_PAGES):
+            resp = await self.request("GET", path, kind="tags", scope=_pull(repo), max_bytes=MAX_TAGS_BODY)
+            where = f"{self.host}/v2/{repo}/tags/list"
+            _expect(resp, where, what=f"repository {repo}")
+            page = _json_object(resp.body, where)
+            names = page.get("tags") or []
+            if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
+                raise ParseError("'tags' is not a list of strings", where=where)
+            for name in names:
+                if is_valid_tag(name):
+                    tags.append(name)
+                else:
+                    log.warning("invalid_tag_skipped", repository=repo, tag=name[:140])
+            nxt = parse_link(resp.header("Link"), resp.url).get("next")
+            if not nxt or nxt in seen_pages:
+                return list(dict.fromkeys(tags))
+            seen_pages.add(nxt)
+            path = _path_of(nxt, self.base, where)
+        raise ParseError(f"more than {MAX_TAG_PAGES} pages of tags", where=f"{self.host}/v2/{repo}/tags/list")
+
+    async def catalog(self, *, page_size: int = 1000) -> list[str]:
+        path = f"/v2/_catalog?{urlencode({'n': page_size})}"
+        repos: list[str] = []
+        seen = set()
+        while True:
+            resp = await self.request("GET", path, kind="catalog", scope="registry:catalog:*",
+                                      max_bytes=MAX_TAGS_BODY)
+            where = f"{self.host}/v2/_catalog"
+            if resp.status == 404:
+                raise NotFoundError("this registry has no catalog API (ghcr.io has none: use "
+                                    "discovery = \"rest\" or \"static\")", where=where)
+            _expect(resp, where, what="catalog")
+            names = _json_object(resp.body, where).get("repositories") or []
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ParseError("'repositories' is not a list of strings", where=where)
+            repos.extend(names)
+            nxt = parse_link(resp.header("Link"), resp.url).get("next")
+            if not nxt or nxt in seen:
+                return repos
+            seen.add(nxt)
+            path = _path_of(nxt, self.base, where)
+
+    async def head_manifest(self, repo: str, ref: str, *, etag: str | None = None) -> HeadResult:
+        headers = {"Accept": ACCEPT_MANIFESTS}
+        if etag:
+            headers["If-None-Match"] = etag
+        path = f"/v2/{repo}/manifests/{ref}"
+        resp = await self.request("HEAD", path, kind="manifest_head", scope=_pull(repo), headers=headers)
+        where = f"{self.host}{path}"
+        if resp.status == 304:
+            return HeadResult(304, None, parse_etag(resp.header("ETag")) or etag, None)
+        _expect(resp, where, what=f"{repo}:{ref}")
+        raw = resp.header("Docker-Content-Digest")
+        digest = parse_digest(raw) if raw else None
+        return HeadResult(200, digest, parse_etag(resp.header("ETag")), resp.header("Content-Type"))
+
+    async def manifest(self, repo: str, ref: str, *, digest: str | None = None,
+                       tag_hint: str | None = None) -> ImageManifest | ImageIndex:
+        """GET a manifest and verify it. By digest: the body must hash to it.
+        By tag (digest unknown): the body's own hash is its digest, and a
+        Docker-Content-Digest header must agree with it."""
+        path = f"/v2/{repo}/manifests/{digest or ref}"
+        where = f"{self.host}{path}"
+
+        async def once():
+            resp = await self.request("GET", path, kind="manifest", scope=_pull(repo),
+                                      headers={"Accept": ACCEPT_MANIFESTS},
+                                      max_bytes=self.max_manifest_bytes)
+            _expect(resp, where, what=f"manifest {repo}@{digest or ref}")
+            expected = digest or compute_digest(resp.body)
+            header = resp.header("Docker-Content-Digest")
+            if header and header.strip() != expected:
+                raise DigestMismatchError(f"Docker-Content-Digest {header.strip()[:80]} does not match "
+                                          f"the body's digest {expected}", where=where)
+            return parse_manifest(resp.body, digest=expected, content_type=resp.header("Content-Type"),
+                                  tag=tag_hint)
+
+        return await self._verified(once, where)
+
+    async def config(self, repo: str, digest: str) -> ImageConfig:
+        path = f"/v2/{repo}/blobs/{digest}"
+        where = f"{self.host}{path}"
+
+        async def once():
+            resp = await self.request("GET", path, kind="config", scope=_pull(repo),
+                                      max_bytes=self.max_config_bytes)
+            _expect(resp, where, what=f"config blob {repo}@{digest}")
+            return parse_config(resp.body, digest=digest)
+
+        return await self._verified(once, where)
+
+    async def referrers(self, repo: str, digest: str) -> ImageIndex | None:
+        """The OCI referrers API (distribution-spec v1.1); None when the
+        registry has none (ghcr.io answers 404)."""
+        path = f"/v2/{repo}/referrers/{digest}"
+        resp = await self.request("GET", path, kind="referrers", scope=_pull(repo),
+                                  headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+                                  max_bytes=self.max_manifest_bytes)
+        if resp.status in (404, 405, 400):
+            return None
+        _expect(resp, f"{self.host}{path}", what="referrers")
+        index = parse_manifest(resp.body, digest=compute_digest(resp.body),
+                               content_type="application/vnd.oci.image.index.v1+json")
+        return index if isinstance(index, ImageIndex) else None
+
+    async def _verified(self, once, where: str):
+        for attempt in range(BODY_RETRIES + 1):
+            try:
+                return await once()
+            except ParseError as exc:
+                self.http.counters.faults["bad_body"] += 1
+                if attempt == BODY_RETRIES:
+                    raise
+                log.info("refetch_bad_body", where=where, error=exc.message, attempt=attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _pull(repo: str) -> str:
+    return f"repository:{repo}:pull"
+
+
+def _detail(resp: Response) -> str:
+    text = parse_oci_error(resp.body)
+    return f": {secret.redact(text)[:200]}" if text else ""
+
+
+def _expect(resp: Response, where: str, *, what: str) -> None:
+    if resp.status == 200:
+        return
+    if resp.status == 404:
+        raise NotFoundError(f"{what} not found (HTTP 404{_detail(resp)})", where=where)
+    if resp.status == 403:
+        raise AuthError(f"access to {what} denied (HTTP 403{_detail(resp)})", where=where, fatal=False)
+    raise HttpStatusError(f"unexpected HTTP {resp.status} for {what}{_detail(resp)}", where=where,
+                          status=resp.status)
+
+
+def _json_object(body: bytes, where: str) -> dict:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"malformed JSON ({exc.args[0][:80] if exc.args else 'decode error'})",
+                         where=where) from None
+    if not isinstance(data, dict):
+        raise ParseError(f"expected a JSON object, got {type(data).__name__}", where=where)
+    return data
+
+
+def _path_of(url: str, base: str, where: str) -> str:
+    """A Link target as a path on this registry; refuse to follow it elsewhere."""
+    if origin(url) != origin(base):
+        raise ParseError(f"pagination Link points to another host ({urlsplit(url).netloc})", where=where)
+    parts = urlsplit(url)
+    base_path = urlsplit(base).path.rstrip("/")
+    path = parts.path[len(base_path):] if base_path and parts.path.startswith(base_path) else parts.path
+    return path + (f"?{parts.query}" if parts.query else "")
+

@@ -1,0 +1,34 @@
+"""The sandbox world: a real registry, a GitHub emulator and fault proxies on loopback.
+
+Used by the tests, ``ghcr-inventory demo`` and the benchmark. Modules, one role each:
+
+- ``world``     — ``World``: everything started on a background loop, sync facade
+- ``registry``  — run distribution 2.8 (``docker-registry``) with token auth
+- ``tokens``    — signing key, certificate bundle, registry JWTs
+- ``state``     — the GitHub-side data model (owners, repos, packages, tokens)
+- ``emulator``  — REST packages API, GraphQL, ``/token`` (aiohttp)
+- ``graphql_api`` / ``render`` / ``openapi`` — GraphQL resolvers, REST JSON, schema checks
+- ``proxy`` / ``faults`` — ghcr-shaped fault proxy, blob CDN, fault kinds
+- ``content`` / ``builder`` — image bytes; pushing + registering (the source of truth)
+- ``sample``    — the sample org and its expectations (``SampleOrg``)
+"""
+
+from __future__ import annotations
+
+__all__ = ["World", "build_sample_org", "SampleOrg", "Pushed"]
+
+
+def __getattr__(name: str):  # lazy: importing crawler.sandbox stays cheap
+    if name == "World":
+        from .world import World
+
+        return World
+    if name in ("build_sample_org", "SampleOrg"):
+        from . import sample
+
+        return getattr(sample, name)
+    if name == "Pushed":
+        from .builder import Pushed
+
+        return Pushed
+    raise AttributeError(name)

@@ -1,0 +1,442 @@
+"""The whole sandbox world, run on its own thread and event loop behind a synchronous facade.
+
+``World`` = the GitHub emulator + the real registry (token auth) + a ghcr-shaped
+fault proxy in front of the registry (with a blob CDN on a second host) + a
+fault proxy in front of the emulator. The servers run on a dedicated background
+thread's event loop, so callers may block (pytest, ``asyncio.run`` of the CLI in
+process, a subprocess) while the world keeps serving::
+
+    with World(tmp_path) as world:
+        world.builder.push_image("acme", "app", tags=["latest"])
+        run_crawler(api=world.api_url, registry=world.registry_url, token=world.token)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import itertools
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from .builder import Builder
+from .emulator import Emulator
+from .graphql_api import github_schema
+from .proxy import BlobCdn, FaultProxy
+from .registry import RegistryProcess, TokenAuth
+from .state import Package, Token, WorldState
+from .tokens import TokenSigner
+
+SERVICE = "ghcr.io"  # the service name ghcr.io's challenge carries; clients must echo the challenge
+ISSUER = "ghcr-sandbox"
+DEFAULT_USER = "mona"
+ADMIN_USER = "sandbox-admin"
+_BUILDER_METHODS = frozenset(
+    {
+        "create_owner",
+        "create_repository",
+        "push_commit",
+        "archive_repository",
+        "push_image",
+        "push_index",
+        "push_cosign",
+        "push_artifact",
+        "tag",
+        "add_tags",
+        "untag",
+        "delete_version",
+        "restore_version",
+        "delete_package",
+        "restore_package",
+        "set_visibility",
+    }
+)
+
+
+def fake_token(seed: str) -> str:
+    """A PAT-looking sandbox token (``ghp_`` + 36 chars); worthless outside the world."""
+    return "ghp_" + hashlib.sha256(f"sandbox:{seed}".encode()).hexdigest()[:36]
+
+
+class SyncBuilder:
+    """``Builder``'s methods, callable from any thread; each runs on the world's loop.
+
+    Methods: create_owner, create_repository, push_commit, archive_repository,
+    push_image, push_index, push_cosign, push_artifact, tag, add_tags, untag,
+    delete_version, restore_version, delete_package, restore_package,
+    set_visibility (same signatures as ``Builder``).
+    """
+
+    def __init__(self, world: "World") -> None:
+        self._world = world
+
+    @property
+    def records(self):
+        return self._world._builder.records  # noqa: SLF001
+
+    @property
+    def aio(self) -> Builder:
+        """The async builder (for code already running on the world's loop)."""
+        return self._world._builder  # noqa: SLF001
+
+    def __getattr__(self, name: str) -> Callable:
+        if name not in _BUILDER_METHODS:
+            raise AttributeError(name)
+        method = getattr(self._world._builder, name)  # noqa: SLF001
+
+        def call(*args, **kwargs):
+            return self._world.call(method, *args, **kwargs)
+
+        call.__name__ = name
+        call.__doc__ = method.__doc__
+        return call
+
+
+class World:
+    """Emulator + registry + proxies + CDN on a background loop. Use as a context manager."""
+
+    def __init__(
+        self,
+        base_dir: str | Path | None = None,
+        *,
+        validate: bool = True,
+        graphql_lists_containers: bool = False,
+        token_ttl_s: int = 300,
+        token_expires_in: bool = True,
+        seed: int = 0,
+        clock: Callable[[], float] | None = None,
+        registry_latency_ms: float = 0.0,
+        registry_connect_latency_ms: float = 0.0,
+        api_latency_ms: float = 0.0,
+        api_connect_latency_ms: float = 0.0,
+        start_timeout_s: float = 30.0,
+    ) -> None:
+        self._own_dir = base_dir is None
+        self.dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="ghcr-world-"))
+        self.seed = seed
+        self.service = SERVICE
+        self.issuer = ISSUER
+        self.user = DEFAULT_USER
+        self.start_timeout_s = start_timeout_s
+        self.state = WorldState(clock)
+        self.signer = TokenSigner(issuer=ISSUER, service=SERVICE)
+        self.emulator = Emulator(
+            self.state,
+            self.signer,
+            validate=validate,
+            graphql_lists_containers=graphql_lists_containers,
+            token_ttl_s=token_ttl_s,
+            token_expires_in=token_expires_in,
+        )
+        self.cdn = BlobCdn(seed=seed)
+        self.registry: RegistryProcess | None = None
+        self.registry_proxy: FaultProxy | None = None
+        self.api_proxy: FaultProxy | None = None
+        self._proxy_options = dict(
+            registry_latency_ms=registry_latency_ms,
+            registry_connect_latency_ms=registry_connect_latency_ms,
+            api_latency_ms=api_latency_ms,
+            api_connect_latency_ms=api_connect_latency_ms,
+        )
+        self.token = fake_token(f"{seed}:default")
+        self.admin_token = fake_token(f"{seed}:admin")
+        self.builder = SyncBuilder(self)
+        self.sample = None  # the SampleOrg, once build_sample_org(world) ran
+        self._builder: Builder | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._owner_counter = itertools.count(1)
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "World":
+        if self._started:
+            return self
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ghcr-world", daemon=True)
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._astart(), self._loop).result(self.start_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        return self
+
+    async def _astart(self) -> None:
+        # Build GitHub's GraphQL schema (~1 s) off the loop while the registry
+        # starts, so no request ever stalls the world's loop on it.
+        schema = asyncio.get_running_loop().run_in_executor(None, github_schema)
+        await self.emulator.start()
+        bundle = self.signer.write_bundle(self.dir / "token-signer.pem")
+        self.registry = RegistryProcess(
+            self.dir / "registry", auth=TokenAuth(self.emulator.token_url, SERVICE, ISSUER, bundle)
+        )
+        await self.registry.start()
+        await schema
+        await self.cdn.start()
+        opts = self._proxy_options
+        self.registry_proxy = FaultProxy(
+            self.registry.url,
+            ghcr=True,
+            token_upstream=self.emulator.url,
+            cdn=self.cdn,
+            seed=self.seed,
+            latency_ms=opts["registry_latency_ms"],
+            connect_latency_ms=opts["registry_connect_latency_ms"],
+            name="registry",
+            service=SERVICE,
+        )
+        await self.registry_proxy.start()
+        self.api_proxy = FaultProxy(
+            self.emulator.url,
+            seed=self.seed + 1,
+            latency_ms=opts["api_latency_ms"],
+            connect_latency_ms=opts["api_connect_latency_ms"],
+            name="api",
+        )
+        await self.api_proxy.start()
+        self.state.add_owner(DEFAULT_USER, "user", name="Mona Lisa Octocat")
+        self.state.add_token(self.token, DEFAULT_USER, scopes=("read:packages", "repo"))
+        self.state.add_token(
+            self.admin_token, ADMIN_USER, scopes=("read:packages", "write:packages", "delete:packages", "repo")
+        )
+        self._builder = Builder(
+            state=self.state,
+            registry=self.registry,
+            token_url=self.emulator.token_url,
+            service=SERVICE,
+            admin_token=self.admin_token,
+            seed=self.seed,
+        )
+        self.registry_proxy.on_exchange.append(self._count_download)
+        self.registry_proxy.known_repository = self._package_exists
+
+    def _package_exists(self, repository: str) -> bool:
+        owner, _, name = repository.partition("/")
+        return self.state.package(owner, name) is not None
+
+    def _count_download(self, method: str, target: str, status: int) -> None:
+        # ghcr counts every manifest GET as a package download.
+        path = target.split("?", 1)[0]
+        if method == "GET" and status == 200 and "/manifests/" in path and path.startswith("/v2/"):
+            self.state.count_download(path[len("/v2/") : path.index("/manifests/")])
+
+    def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self._astop(), loop).result(30)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                if self._thread is not None:
+                    self._thread.join(10)
+        loop.close()
+        self._started = False
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def _astop(self) -> None:
+        for closer in (
+            self._builder.close if self._builder else None,
+            self.api_proxy.stop if self.api_proxy else None,
+            self.registry_proxy.stop if self.registry_proxy else None,
+            self.cdn.stop,
+            self.registry.stop if self.registry else None,
+            self.emulator.stop,
+        ):
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:  # noqa: BLE001 - keep tearing down the rest
+                    pass
+
+    def __enter__(self) -> "World":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- URLs --------------------------------------------------------------------------
+
+    @property
+    def registry_url(self) -> str:
+        """The ghcr-shaped front (fault proxy); use this like https://ghcr.io."""
+        return self.registry_proxy.url
+
+    @property
+    def registry_host(self) -> str:
+        """``host:port`` of the front, for image references (``HOST/acme/app:latest``)."""
+        return self.registry_url.removeprefix("http://")
+
+    @property
+    def registry_direct_url(self) -> str:
+        """distribution 2.8 itself (has ``_catalog``, no tags/list paging, no redirects)."""
+        return self.registry.url
+
+    @property
+    def api_url(self) -> str:
+        """The GitHub API front (fault proxy); use this like https://api.github.com."""
+        return self.api_proxy.url
+
+    @property
+    def api_direct_url(self) -> str:
+        return self.emulator.url
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.api_url}/graphql"
+
+    @property
+    def graphql_direct_url(self) -> str:
+        return f"{self.api_direct_url}/graphql"
+
+    @property
+    def token_url(self) -> str:
+        """The registry token endpoint on the registry front (like https://ghcr.io/token)."""
+        return f"{self.registry_url}/token"
+
+    # -- running things on the world's loop ---------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("world not started")
+        return self._loop
+
+    def call(self, fn: Callable | Any, *args, timeout: float = 120.0, **kwargs) -> Any:
+        """Run ``fn(*args, **kwargs)`` (a function or coroutine function) on the world's loop; return its result."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("World.call from the world's own thread would deadlock; await the coroutine instead")
+
+        async def runner():
+            result = fn(*args, **kwargs) if callable(fn) else fn
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout)
+
+    # -- conveniences --------------------------------------------------------------------
+
+    def add_token(
+        self,
+        value: str | None = None,
+        *,
+        login: str | None = None,
+        scopes: tuple[str, ...] | list[str] = ("read:packages",),
+        owners: list[str] | None = None,
+        rate_limit: int = 5000,
+        graphql_limit: int = 5000,
+        window_s: float = 3600.0,
+    ) -> str:
+        """Register a GitHub token; ``owners`` limits whose private packages it reads (None = all)."""
+        number = next(self._owner_counter)
+        value = value or fake_token(f"{self.seed}:extra:{number}")
+        login = login or f"bot-{number}"
+
+        def add() -> Token:
+            return self.state.add_token(
+                value, login, scopes=scopes, owners=owners, rate_limit=rate_limit, graphql_limit=graphql_limit,
+                window_s=window_s,
+            )
+
+        self.call(add)
+        return value
+
+    def new_owner(self, prefix: str = "org", kind: str = "org") -> str:
+        """A fresh, empty owner with a unique login (for tests that mutate)."""
+        login = f"{prefix}-{next(self._owner_counter)}"
+        self.call(self.state.add_owner, login, kind)
+        return login
+
+    def tags_of(self, owner: str, package: str) -> dict[str, str]:
+        """The GitHub side's current tag → digest map of a package."""
+
+        def read() -> dict[str, str]:
+            pkg = self.state.package(owner, package)
+            return dict(pkg.tag_map()) if pkg else {}
+
+        return self.call(read)
+
+    def package(self, owner: str, name: str, *, include_deleted: bool = False) -> Package | None:
+        """The live state object (read it; mutate only through the builder)."""
+        return self.call(self.state.package, owner, name, include_deleted=include_deleted)
+
+    def expire_registry_tokens(self) -> None:
+        """Every registry token issued so far is refused by the front from now on (401 + challenge).
+
+        distribution 2.8 honours a token up to 60 s past ``exp``; this makes a
+        client's cached token stale at once, so token refresh can be tested.
+        """
+        self.registry_proxy.revoked_upto = self.signer.issued
+
+    def clear_faults(self) -> None:
+        self.registry_proxy.clear()
+        self.api_proxy.clear()
+        self.cdn.clear()
+
+    def reset_logs(self) -> None:
+        """Forget request logs and counters (proxies, CDN, emulator); faults and data stay."""
+
+        def reset() -> None:
+            self.registry_proxy.reset_log()
+            self.api_proxy.reset_log()
+            self.cdn.requests.clear()
+            self.cdn.faults.injected.clear()
+            self.emulator.reset_logs()
+
+        self.call(reset)
+
+    def describe(self) -> dict:
+        """URLs and (fake) tokens as one JSON-able dict."""
+        return {
+            "registry_url": self.registry_url,
+            "registry_direct_url": self.registry_direct_url,
+            "api_url": self.api_url,
+            "api_direct_url": self.api_direct_url,
+            "graphql_url": self.graphql_url,
+            "token_url": self.token_url,
+            "cdn_url": self.cdn.url,
+            "service": self.service,
+            "user": self.user,
+            "token": self.token,
+            "admin_token": self.admin_token,
+            "registry_log": str(self.registry.log_path),
+        }
+
+    def config_toml(
+        self,
+        db_path: str | Path,
+        owners: list[tuple[str, str]] = (("acme", "org"),),
+        *,
+        token_env: str = "GITHUB_TOKEN",
+        direct: bool = False,
+        discovery: str = "rest",
+    ) -> str:
+        """A ghcr-inventory config (DESIGN.md's fixed keys) pointing at this world."""
+        api = self.api_direct_url if direct else self.api_url
+        registry = self.registry_direct_url if direct else self.registry_url
+        lines = [
+            "[database]",
+            f'path = "{db_path}"',
+            "",
+            "[github]",
+            f'api_url = "{api}"',
+            f'graphql_url = "{api}/graphql"',
+            f'token_env = "{token_env}"',
+            "",
+            "[registry]",
+            f'url = "{registry}"',
+            "",
+        ]
+        for name, kind in owners:
+            lines += ["[[owners]]", f'name = "{name}"', f'kind = "{kind}"', f'discovery = "{discovery}"', ""]
+        return "\n".join(lines)

@@ -1,0 +1,593 @@
+"""The SQLite store: schema and migrations, reads for the workers, and the
+writes of the single writer task, one transaction per package.
+
+Only this module knows the inventory lives in SQLite (DESIGN.md "Scale
+path"). SQL is built by the pure `*_rows` functions and run here; every write
+goes through `Store.transaction()` (BEGIN IMMEDIATE ... COMMIT), so a package
+is either fully updated or untouched, whatever kills the process.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import aiosqlite
+import orjson
+
+from .errors import InventoryError, UsageError
+from .manifest import ImageConfig, ImageIndex, ImageManifest, image_info
+from .model import CacheEntry, PackageResult, StoredPackage
+
+SCHEMA_VERSION = 1
+# Forward migrations: version reached -> statements taking the previous version
+# there. The views are recreated from schema.sql at every open, and tables
+# added later are created by its IF NOT EXISTS statements, so only changes to
+# existing tables belong here.
+MIGRATIONS: dict[int, Sequence[str]] = {}
+_CHUNK = 500  # well under SQLITE_MAX_VARIABLE_NUMBER on every build
+
+
+class StoreError(InventoryError):
+    """The database cannot be opened or written."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def schema_text() -> str:
+    return resources.files("crawler").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def _chunks(items: Sequence, size: int = _CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def create_private_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use 0644);
+    SQLite gives its -wal and -shm files the same mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+
+
+def apply_schema(conn: sqlite3.Connection) -> int:
+    """Bring a database (new or old) to SCHEMA_VERSION; returns the version found."""
+    found = _schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(f"database schema version {found} is newer than this program's "
+                         f"({SCHEMA_VERSION}); upgrade ghcr-inventory")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            if found == 0:
+                break  # a new database: schema.sql creates the latest layout
+            for statement in MIGRATIONS.get(version, ()):
+                conn.execute(statement)
+        views = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'view'")]
+        for view in views:
+            conn.execute(f'DROP VIEW IF EXISTS "{view}"')
+        for statement in _statements(schema_text()):
+            conn.execute(statement)
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT name FROM sqlite_master WHERE name = 'schema_version'").fetchone()
+    if row is None:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (sqlite3.complete_statement
+    knows about strings, comments and CREATE TRIGGER bodies)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buf.splitlines()):
+        out.append(buf.strip())
+    return out
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write (for `query`, `report`, `status`)."""
+    if not Path(path).exists():
+        raise UsageError(f"database not found: {path} (run `ghcr-inventory sync` first)")
+    try:
+        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        version = _schema_version(conn)
+        conn.set_authorizer(_read_only_authorizer)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    if version == 0:
+        conn.close()
+        raise UsageError(f"{path} is not a ghcr-inventory database (no schema_version table)")
+    return conn
+
+
+_DENIED_PRAGMAS = {"query_only", "writable_schema", "journal_mode", "locking_mode", "wal_checkpoint",
+                   "schema_version", "user_version", "application_id", "incremental_vacuum",
+                   "optimize", "shrink_memory", "secure_delete", "auto_vacuum", "trusted_schema"}
+
+
+def _read_only_authorizer(action, arg1, arg2, _db, _trigger):
+    """query_only stops writes to this file; this also stops ATTACHing another
+    file (which could be written) and turning query_only back off."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _DENIED_PRAGMAS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+# --- pure row builders ------------------------------------------------------
+
+MANIFEST_COLUMNS = (
+    "digest", "media_type", "kind", "artifact_type", "size", "content_size", "config_digest",
+    "layer_count", "subject_digest", "created", "source", "revision", "description", "licenses",
+    "os", "architecture", "variant", "os_version",
+)
+
+
+def manifest_row(m: ImageManifest | ImageIndex, config: ImageConfig | None) -> tuple:
+    """The manifests row for a parsed manifest (without fetched_at)."""
+    labels = config.labels if config else ()
+    info = image_info(labels, m.annotations, config.created if config else None)
+    subject = m.subject.digest if m.subject else None
+    if isinstance(m, ImageIndex):
+        return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, None, None, None, subject,
+                info.created, info.source, info.revision, info.description, info.licenses,
+                None, None, None, None)
+    return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, m.total_size, m.config.digest,
+            len(m.layers), subject, info.created, info.source, info.revision, info.description,
+            info.licenses, config.os if config else None, config.architecture if config else None,
+            config.variant if config else None, config.os_version if config else None)
+
+
+def children_rows(m: ImageIndex) -> list[tuple]:
+    rows = []
+    for pos, child in enumerate(m.manifests):
+        p = child.platform
+        rows.append((m.digest, pos, child.digest, child.media_type, child.size,
+                     str(p) if p else None, p.os if p else None, p.architecture if p else None,
+                     p.variant if p else None, p.os_version if p else None,
+                     child.annotation("vnd.docker.reference.type"),
+                     child.annotation("vnd.docker.reference.digest")))
+    return rows
+
+
+def layer_rows(m: ImageManifest) -> list[tuple]:
+    return [(m.digest, pos, layer.digest, layer.media_type, layer.size,
+             orjson.dumps(list(layer.urls)).decode() if layer.urls else None)
+            for pos, layer in enumerate(m.layers)]
+
+
+def config_row(c: ImageConfig) -> tuple:
+    return (c.digest, c.os, c.architecture, c.variant, c.os_version, c.created)
+
+
+def diff_tags(current: dict[str, str], new: dict[str, str], complete: bool
+              ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Tags to close and (tag, digest) spans to open. A tag missing from `new`
+    is closed only when the listing was complete."""
+    close = [t for t, d in current.items() if (t in new and new[t] != d) or (t not in new and complete)]
+    opened = [(t, d) for t, d in new.items() if current.get(t) != d]
+    return sorted(close), sorted(opened)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one package changed."""
+
+    manifests_new: int = 0
+    tags_opened: int = 0
+    tags_closed: int = 0
+    digests_closed: int = 0
+    corrected: int = 0
+
+
+# --- the store ---------------------------------------------------------------
+
+class Store:
+    """Owns a write connection (used only by the writer task) and a read
+    connection for the workers' lookups; WAL lets both work at once."""
+
+    def __init__(self, path: Path, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
+        self.path = path
+        self._w = write
+        self._r = read
+
+    @classmethod
+    async def open(cls, path: Path) -> "Store":
+        path = Path(path)
+        try:
+            create_private_file(path)
+            _prepare(path)
+            write = await aiosqlite.connect(path, isolation_level=None)
+            await _pragmas(write)
+            read = await aiosqlite.connect(f"file:{path.resolve()}?mode=ro", uri=True,
+                                           isolation_level=None)
+            await read.execute("PRAGMA busy_timeout = 10000")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        return cls(path, write, read)
+
+    async def close(self) -> None:
+        for conn in (self._r, self._w):
+            try:
+                await conn.close()
+            except (sqlite3.Error, ValueError):
+                pass
+
+    @asynccontextmanager
+    async def transaction(self):
+        await self._w.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._w
+        except BaseException:
+            await self._w.execute("ROLLBACK")
+            raise
+        else:
+            await self._w.execute("COMMIT")
+
+    # -- runs ------------------------------------------------------------------
+
+    async def close_stale_runs(self) -> int:
+        """Runs left 'running' by a killed process become 'interrupted'.
+        Called under the sync lock, so no live run can be among them."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE sync_runs SET status = 'interrupted', "
+                "finished_at = COALESCE(finished_at, ?), "
+                "message = COALESCE(message, 'process ended without finishing the run') "
+                "WHERE status = 'running'", (utc_now(),))
+            return cur.rowcount
+
+    async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int:
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO sync_runs (started_at, mode, status, owners, pid, host) "
+                "VALUES (?, ?, 'running', ?, ?, ?)", (utc_now(), mode, ",".join(owners), pid, host))
+            return cur.lastrowid
+
+    async def update_run(self, run_id: int, **values) -> None:
+        """Checkpoint or finish a run row (counters, status, message)."""
+        if not values:
+            return
+        columns = ", ".join(f"{k} = ?" for k in values)
+        async with self.transaction() as db:
+            await db.execute(f"UPDATE sync_runs SET {columns} WHERE id = ?", (*values.values(), run_id))
+
+    async def record_error(self, run_id: int, owner: str | None, package: str | None,
+                           kind: str, message: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("INSERT INTO run_errors (run_id, owner, package, kind, message, at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (run_id, owner, package, kind, message, utc_now()))
+
+    # -- owners and packages ------------------------------------------------------
+
+    async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO owners (registry, name, kind, discovery, first_seen) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (registry, name) DO UPDATE SET kind = excluded.kind, "
+                "discovery = excluded.discovery RETURNING id",
+                (registry, name, kind, discovery, utc_now()))
+            row = await cur.fetchone()
+            return row[0]
+
+    async def mark_listed(self, owner_id: int, present: set[str], in_scope) -> list[str]:
+        """After a complete listing: packages in scope but absent are deleted
+        (their tags and digests closed); listed ones are not touched here (a
+        restored package is revived by its own sync). Returns deleted names."""
+        now = utc_now()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "SELECT id, name FROM packages WHERE owner_id = ? AND deleted_at IS NULL", (owner_id,))
+            gone = [(pid, name) for pid, name in await cur.fetchall()
+                    if name not in present and in_scope(name)]
+            for pid, _ in gone:
+                await db.execute("UPDATE packages SET deleted_at = ? WHERE id = ?", (now, pid))
+                await db.execute("UPDATE tags SET last_seen = ? WHERE package_id = ? AND last_seen IS NULL",
+                                 (now, pid))
+                await db.execute("UPDATE package_digests SET last_seen = ? "
+                                 "WHERE package_id = ? AND last_seen IS NULL", (now, pid))
+            await db.execute("UPDATE owners SET last_listed = ? WHERE id = ?", (now, owner_id))
+        return sorted(name for _, name in gone)
+
+    async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
+        cur = await self._r.execute(
+            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at "
+            "FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
+        row = await cur.fetchone()
+        return StoredPackage(*row) if row else None
+
+    async def current_tags(self, owner_id: int, name: str) -> dict[str, str]:
+        cur = await self._r.execute(
+            "SELECT t.tag, t.digest FROM tags t JOIN packages p ON p.id = t.package_id "
+            "WHERE p.owner_id = ? AND p.name = ? AND t.last_seen IS NULL", (owner_id, name))
+        return dict(await cur.fetchall())
+
+    # -- content-addressed lookups ---------------------------------------------------
+
+    async def known(self, table: str, digests: Iterable[str]) -> set[str]:
+        assert table in ("manifests", "configs")
+        wanted = sorted(set(digests))
+        found: set[str] = set()
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            cur = await self._r.execute(f"SELECT digest FROM {table} WHERE digest IN ({marks})", chunk)
+            found.update(r[0] for r in await cur.fetchall())
+        return found
+
+    async def children(self, parents: Iterable[str]) -> dict[str, list[str]]:
+        wanted = sorted(set(parents))
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            cur = await self._r.execute(
+                f"SELECT parent_digest, child_digest FROM manifest_children "
+                f"WHERE parent_digest IN ({marks}) ORDER BY parent_digest, position", chunk)
+            for parent, child in await cur.fetchall():
+                out.setdefault(parent, []).append(child)
+        return out
+
+    async def manifest_kinds(self, digests: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """digest -> (kind, config_digest) for digests already stored."""
+        wanted = sorted(set(digests))
+        out = {}
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            cur = await self._r.execute(
+                f"SELECT digest, kind, config_digest FROM manifests WHERE digest IN ({marks})", chunk)
+            out.update({d: (k, c) for d, k, c in await cur.fetchall()})
+        return out
+
+    async def load_config(self, digest: str) -> ImageConfig | None:
+        cur = await self._r.execute(
+            "SELECT digest, os, architecture, variant, os_version, created FROM configs WHERE digest = ?",
+            (digest,))
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        cur = await self._r.execute(
+            "SELECT key, value FROM config_labels WHERE config_digest = ? ORDER BY key", (digest,))
+        labels = tuple((k, v) for k, v in await cur.fetchall())
+        return ImageConfig(*row, labels=labels)
+
+    async def cache_lookup(self, url: str) -> CacheEntry | None:
+        cur = await self._r.execute("SELECT url, etag, payload FROM http_cache WHERE url = ?", (url,))
+        row = await cur.fetchone()
+        return CacheEntry(row[0], row[1], bytes(row[2])) if row else None
+
+    async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
+        async with self.transaction() as db:
+            await _save_cache(db, entries)
+
+    async def registry_facts(self, registry: str) -> dict | None:
+        cur = await self._r.execute(
+            "SELECT realm, service, referrers FROM registry_facts WHERE registry = ?", (registry,))
+        row = await cur.fetchone()
+        return {"realm": row[0], "service": row[1], "referrers": row[2]} if row else None
+
+    async def save_registry_facts(self, registry: str, **facts) -> None:
+        cols = ["realm", "service", "referrers"]
+        values = [facts.get(c) for c in cols]
+        sets = ", ".join(f"{c} = COALESCE(excluded.{c}, registry_facts.{c})" for c in cols)
+        async with self.transaction() as db:
+            await db.execute(
+                f"INSERT INTO registry_facts (registry, realm, service, referrers, updated_at) "
+                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (registry) DO UPDATE SET {sets}, "
+                f"updated_at = excluded.updated_at", (registry, *values, utc_now()))
+
+    # -- applying one package ---------------------------------------------------------
+
+    async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
+        """Write one package's result in one transaction."""
+        applied = Applied()
+        now = utc_now()
+        async with self.transaction() as db:
+            package_id = await _upsert_package(db, owner_id, result, now)
+            await _write_content(db, result, now, applied)
+            await _write_digests(db, package_id, result, now, applied)
+            await _write_tags(db, package_id, result, now, applied)
+            await db.executemany(
+                "INSERT INTO referrers (subject_digest, referrer_digest, kind, artifact_type, via) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
+                 for r in result.referrers])
+            await _save_cache(db, result.cache)
+        return applied
+
+    async def save_repositories(self, rows: Iterable[tuple]) -> int:
+        rows = list(rows)
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO repositories (name_with_owner, node_id, archived, visibility, pushed_at, "
+                "default_branch, head_oid, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name_with_owner) DO UPDATE SET node_id = excluded.node_id, "
+                "archived = excluded.archived, visibility = excluded.visibility, "
+                "pushed_at = excluded.pushed_at, default_branch = excluded.default_branch, "
+                "head_oid = excluded.head_oid, fetched_at = excluded.fetched_at",
+                [(*r, utc_now()) for r in rows])
+        return len(rows)
+
+    async def read_all(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        cur = await self._r.execute(sql, params)
+        return list(await cur.fetchall())
+
+
+def _prepare(path: Path) -> None:
+    """Schema and migrations, synchronously, before the async connections open."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"cannot switch {path} to WAL mode (got {mode}); is it on a network share?")
+        apply_schema(conn)
+    finally:
+        conn.close()
+
+
+async def _pragmas(conn: aiosqlite.Connection) -> None:
+    for pragma in ("PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON",
+                   "PRAGMA synchronous = NORMAL"):
+        await conn.execute(pragma)
+
+
+async def _save_cache(db, entries: Iterable[CacheEntry]) -> None:
+    await db.executemany(
+        "INSERT INTO http_cache (url, etag, payload, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, payload = excluded.payload, "
+        "updated_at = excluded.updated_at",
+        [(e.url, e.etag, e.payload, utc_now()) for e in entries])
+
+
+async def _upsert_package(db, owner_id: int, result: PackageResult, now: str) -> int:
+    ref = result.ref
+    cur = await db.execute(
+        "INSERT INTO packages (owner_id, name, github_id, visibility, repository, html_url, version_count, "
+        "created_at, updated_at, first_seen, last_synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (owner_id, name) DO UPDATE SET github_id = excluded.github_id, "
+        "visibility = excluded.visibility, repository = excluded.repository, html_url = excluded.html_url, "
+        "version_count = excluded.version_count, created_at = excluded.created_at, "
+        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL "
+        "RETURNING id",
+        (owner_id, ref.name, ref.github_id, ref.visibility, ref.repository, ref.html_url,
+         ref.version_count, ref.created_at, ref.updated_at, now, now))
+    return (await cur.fetchone())[0]
+
+
+async def _write_content(db, result: PackageResult, now: str, applied: Applied) -> None:
+    configs = {c.digest: c for c in result.configs}
+    for c in result.configs:
+        await _write_config(db, c, now, result.full, applied)
+    for m in result.manifests:
+        config = configs.get(m.config.digest) if isinstance(m, ImageManifest) else None
+        row = manifest_row(m, config)
+        cur = await db.execute(
+            f"INSERT INTO manifests ({', '.join(MANIFEST_COLUMNS)}, fetched_at) "
+            f"VALUES ({', '.join('?' * (len(MANIFEST_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
+            (*row, now))
+        if cur.rowcount:
+            applied.manifests_new += 1
+        elif result.full:
+            applied.corrected += await _repair_manifest(db, row)
+        if isinstance(m, ImageIndex):
+            await _write_rows(db, "manifest_children", children_rows(m), m.digest, "parent_digest",
+                              result.full, applied)
+        else:
+            await _write_rows(db, "layers", layer_rows(m), m.digest, "manifest_digest", result.full, applied)
+        annotations = [(m.digest, k, v) for k, v in m.annotations]
+        await _write_rows(db, "annotations", annotations, m.digest, "digest", result.full, applied)
+
+
+async def _write_config(db, c: ImageConfig, now: str, full: bool, applied: Applied) -> None:
+    row = config_row(c)
+    cur = await db.execute(
+        "INSERT INTO configs (digest, os, architecture, variant, os_version, created, fetched_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (*row, now))
+    if not cur.rowcount and full:
+        cur = await db.execute(
+            "SELECT digest, os, architecture, variant, os_version, created FROM configs WHERE digest = ?",
+            (c.digest,))
+        if tuple(await cur.fetchone()) != row:
+            await db.execute("UPDATE configs SET os = ?, architecture = ?, variant = ?, os_version = ?, "
+                             "created = ? WHERE digest = ?", (*row[1:], c.digest))
+            applied.corrected += 1
+    labels = [(c.digest, k, v) for k, v in c.labels]
+    await _write_rows(db, "config_labels", labels, c.digest, "config_digest", full, applied)
+
+
+async def _repair_manifest(db, row: tuple) -> int:
+    cur = await db.execute(f"SELECT {', '.join(MANIFEST_COLUMNS)} FROM manifests WHERE digest = ?",
+                           (row[0],))
+    stored = tuple(await cur.fetchone())
+    if stored == row:
+        return 0
+    sets = ", ".join(f"{c} = ?" for c in MANIFEST_COLUMNS[1:])
+    await db.execute(f"UPDATE manifests SET {sets} WHERE digest = ?", (*row[1:], row[0]))
+    return 1
+
+
+async def _write_rows(db, table: str, rows: list[tuple], key: str, key_column: str,
+                      full: bool, applied: Applied) -> None:
+    """Insert the child rows of one content-addressed object. They are written
+    once; under --full, a stored set that differs is replaced and counted."""
+    if not rows:
+        if full:
+            cur = await db.execute(f"DELETE FROM {table} WHERE {key_column} = ?", (key,))
+            applied.corrected += cur.rowcount
+        return
+    marks = ", ".join("?" * len(rows[0]))
+    if full:
+        cur = await db.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,))
+        stored = sorted(tuple(r) for r in await cur.fetchall())
+        if stored and stored != sorted(rows):
+            await db.execute(f"DELETE FROM {table} WHERE {key_column} = ?", (key,))
+            applied.corrected += max(len(stored), 1)
+    await db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+
+
+async def _write_digests(db, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:
+    await db.executemany(
+        "INSERT INTO package_digests (package_id, digest, version_id, created_at, updated_at, first_seen) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (package_id, digest) DO UPDATE SET "
+        "version_id = COALESCE(excluded.version_id, package_digests.version_id), "
+        "created_at = COALESCE(excluded.created_at, package_digests.created_at), "
+        "updated_at = COALESCE(excluded.updated_at, package_digests.updated_at), "
+        "first_seen = CASE WHEN package_digests.last_seen IS NULL THEN package_digests.first_seen "
+        "ELSE excluded.first_seen END, last_seen = NULL",
+        [(package_id, v.digest, v.version_id, v.created_at, v.updated_at, now) for v in result.versions])
+    if not result.complete:
+        return
+    cur = await db.execute(
+        "SELECT digest FROM package_digests WHERE package_id = ? AND last_seen IS NULL", (package_id,))
+    present = {v.digest for v in result.versions}
+    gone = [(now, package_id, d) for (d,) in await cur.fetchall() if d not in present]
+    await db.executemany(
+        "UPDATE package_digests SET last_seen = ? WHERE package_id = ? AND digest = ?", gone)
+    applied.digests_closed += len(gone)
+    if result.full:
+        applied.corrected += len(gone)
+
+
+async def _write_tags(db, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:
+    cur = await db.execute(
+        "SELECT tag, digest FROM tags WHERE package_id = ? AND last_seen IS NULL", (package_id,))
+    current = dict(await cur.fetchall())
+    close, opened = diff_tags(current, result.tags, result.complete)
+    await db.executemany(
+        "UPDATE tags SET last_seen = ? WHERE package_id = ? AND tag = ? AND last_seen IS NULL",
+        [(now, package_id, t) for t in close])
+    await db.executemany(
+        "INSERT INTO tags (package_id, tag, digest, first_seen) VALUES (?, ?, ?, ?)",
+        [(package_id, t, d, now) for t, d in opened])
+    applied.tags_closed += len(close)
+    applied.tags_opened += len(opened)
+    if result.full:
+        applied.corrected += len(close)

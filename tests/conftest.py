@@ -1,0 +1,71 @@
+"""Shared fixtures: one sandbox world per session, with the sample org pushed once.
+
+- ``world``   — a started ``crawler.sandbox.World`` (emulator validating every REST
+  body, real registry, fault proxies, CDN) holding the sample; session-scoped.
+- ``sample``  — its ``SampleOrg`` expectations.
+- ``fresh_owner`` — a new empty org for tests that mutate (keeps the sample intact).
+- ``http``    — an aiohttp session for raw requests.
+- ``world_config`` — a ghcr-inventory config file for the sample owners at the
+  world's fronts; the token is in ``$GHCR_SANDBOX_TOKEN``.
+
+After every test that used the world: its faults are cleared and the emulator's
+OpenAPI violations must be empty (the check fails the test that caused them).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from crawler.sandbox import World, build_sample_org
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    w = World(tmp_path_factory.mktemp("world"), validate=True)
+    w.start()
+    try:
+        build_sample_org(w)
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
+def sample(world):
+    return world.sample
+
+
+@pytest.fixture
+def fresh_owner(world):
+    """A new org nobody else uses: push into it freely."""
+    return world.new_owner("t")
+
+
+@pytest.fixture
+def world_config(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    path = tmp_path / "config.toml"
+    owners = list(world.sample.owners)
+    path.write_text(world.config_toml(tmp_path / "inventory.db", owners, token_env="GHCR_SANDBOX_TOKEN"))
+    return path
+
+
+@pytest_asyncio.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture(autouse=True)
+def _world_hygiene(request):
+    yield
+    if "world" not in request.fixturenames:
+        return
+    w = request.getfixturevalue("world")
+    w.clear_faults()
+    w.emulator.tamper = None
+    violations = list(w.emulator.violations)
+    w.emulator.violations.clear()
+    assert not violations, f"emulator served bodies that break GitHub's OpenAPI: {violations[:5]}"

@@ -1,0 +1,102 @@
+"""Config loader: defaults, types, unknown keys, tokens, URL safety."""
+
+from pathlib import Path
+
+import pytest
+
+from crawler.config import load_config, parse_config, resolve_credentials
+from crawler.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_parses_with_documented_defaults():
+    config = load_config(ROOT / "config.example.toml")
+    assert config.crawl.concurrency == 16
+    assert config.crawl.timeout_s == 30.0
+    assert config.registry.url == "https://ghcr.io"
+    assert config.github.token_env == "GITHUB_TOKEN"
+    assert config.database.path == ROOT / "inventory.db"
+    assert [(o.name, o.kind, o.discovery) for o in config.owners] == [("acme", "org", "rest")]
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    f = tmp_path / "sub" / "c.toml"
+    f.write_text('[database]\npath = "db/inv.db"\n[github]\ntoken_file = "tok"\n')
+    config = load_config(f)
+    assert config.database.path == tmp_path / "sub" / "db" / "inv.db"
+    assert config.github.token_file == tmp_path / "sub" / "tok"
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[crawl]\nconcurency = 3", "unknown key 'crawl.concurency' (did you mean 'crawl.concurrency'?)"),
+    ("[crawl]\nconcurrency = '3'", "'crawl.concurrency' must be an integer"),
+    ("[crawl]\nconcurrency = 500", "'crawl.concurrency' must be between 1 and 64"),
+    ("[crawl]\ntimeout_s = 0", "'crawl.timeout_s' must be positive"),
+    ("[crawl]\nreferrers = 'yes'", "'crawl.referrers' must be true or false"),
+    ("[github]\ninsecure = true\napi_url = 'https://api.github.com'", "'github.insecure'"),
+    ("[registry]\nurl = 'http://registry.example.com'", "plain http to a non-loopback host"),
+    ("[registry]\nurl = 'ftp://x'", "'registry.url' must be an http(s) URL"),
+    ("[[owners]]\nkind = 'org'", "'owners[0].name' is required"),
+    ("[[owners]]\nname = 'a'\nkind = 'team'", "'owners[0].kind' must be one of org, user"),
+    ("[[owners]]\nname = 'a'\ndiscovery = 'magic'", "'owners[0].discovery' must be one of"),
+    ("[[owners]]\nname = 'a'\ninclude = ['app-[x']", "bad glob 'app-[x': unclosed '['"),
+    ("[[owners]]\nname = 'a'\ninclude = 'app'", "'owners[0].include' must be a list"),
+    ("[[owners]]\nname = 'a'\ndiscovery = 'static'", "'owners[0].repositories' is required"),
+    ("[[owners]]\nname = 'a'\n[[owners]]\nname = 'A'", "owner 'a' is listed twice"),
+    ("[[owners]]\nname = 'a'\nbogus = 1", "unknown key 'owners[0].bogus'"),
+    ("crawl = 3", "'crawl' must be a table"),
+    ("this is not toml", "not valid TOML"),
+])
+def test_bad_config_is_one_line_naming_key_and_file(text, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="/etc/inv.toml")
+    message = str(info.value)
+    assert needle in message
+    assert message.startswith("/etc/inv.toml: ")
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_loopback_http_and_insecure_are_allowed():
+    config = parse_config("[registry]\nurl = 'http://127.0.0.1:5000'\ninsecure = true\n"
+                          "[github]\napi_url = 'http://localhost:8080'\n")
+    assert config.registry.insecure is True
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_token_from_env_and_file(tmp_path):
+    config = parse_config("[[owners]]\nname = 'a'\n[github]\ntoken_env = 'MY_TOKEN'")
+    creds = resolve_credentials(config, environ={"MY_TOKEN": "ghp_secretvalue123"})
+    assert creds.github.reveal() == "ghp_secretvalue123"
+    assert "ghp_secretvalue123" not in repr(creds)
+    assert creds.registry == creds.github
+    tok = tmp_path / "tok"
+    tok.write_text("ghp_fromfile456\n")
+    config = parse_config(f"[[owners]]\nname = 'a'\n[github]\ntoken_file = '{tok}'")
+    assert resolve_credentials(config, environ={}).github.reveal() == "ghp_fromfile456"
+
+
+def test_missing_token_names_the_variable():
+    config = parse_config("[[owners]]\nname = 'a'\n", source="c.toml")
+    with pytest.raises(ConfigError, match=r"c.toml: no GitHub token for owner 'a'.*GITHUB_TOKEN is not set"):
+        resolve_credentials(config, environ={})
+
+
+def test_unreadable_token_file_names_key_and_file(tmp_path):
+    config = parse_config(f"[[owners]]\nname = 'a'\n[github]\ntoken_file = '{tmp_path}/missing'",
+                          source="c.toml")
+    with pytest.raises(ConfigError, match=r"c.toml: 'github.token_file' cannot be read"):
+        resolve_credentials(config, environ={})
+
+
+def test_static_owner_needs_no_token():
+    config = parse_config("[[owners]]\nname = 'library'\ndiscovery = 'static'\n"
+                          "repositories = ['library/alpine']\n")
+    creds = resolve_credentials(config, environ={})
+    assert creds.github is None and creds.registry is None

@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
+    if level is None and args.command == "demo":
+        level = "warning"  # the demo prints its own story
     progress = logs.ProgressLine() if args.command == "sync" else None
     console = logs.configure(args.log_format, level, progress=progress)
     try:

@@ -82,15 +82,20 @@ class RegistryClient:
         self._tokens: dict[str, _Token] = {}
         self._token_locks: dict[str, asyncio.Lock] = {}
         self._warned_realm = False
+        self._probe_lock = asyncio.Lock()
+        self._open_registry = False  # answered without a challenge: no auth needed
         self.token_fetches = 0
 
     # -- auth ---------------------------------------------------------------------
 
-    async def _token(self, scope: str, *, refresh: bool = False) -> str | None:
+    async def _token(self, scope: str, *, refresh: bool = False, stale: str | None = None) -> str | None:
+        """The cached token for `scope`, fetched when missing or expired. With
+        `refresh`, replace the `stale` token, unless another request already did."""
         lock = self._token_locks.setdefault(scope, asyncio.Lock())
         async with lock:
             cached = self._tokens.get(scope)
-            if cached and not refresh and cached.expires_at > self.clock():
+            fresh = cached is not None and cached.expires_at > self.clock()
+            if fresh and (not refresh or cached.value != stale):
                 return cached.value
             if self.realm is None:
                 return None
@@ -165,12 +170,22 @@ class RegistryClient:
         """A registry request with the challenge flow and one token refresh."""
         url = self.base + path
         where = f"{self.host}{path.split('?')[0]}"
+        if self.realm is None and not self._open_registry:
+            # Learn the challenge once, with one request, instead of letting
+            # every concurrent worker collect its own 401.
+            async with self._probe_lock:
+                if self.realm is None and not self._open_registry:
+                    resp = await self._send(method, url, kind, headers, None, max_bytes)
+                    if resp.status != 401:
+                        self._open_registry = True
+                        return resp
+                    await self._learn_challenge(resp, where)
         token = await self._token(scope)
         resp = await self._send(method, url, kind, headers, token, max_bytes)
         if resp.status != 401:
             return resp
         await self._learn_challenge(resp, where)
-        token = await self._token(scope, refresh=True)
+        token = await self._token(scope, refresh=True, stale=token)
         resp = await self._send(method, url, kind, headers, token, max_bytes)
         if resp.status == 401:
             raise AuthError(f"registry refused the token for {scope}{_detail(resp)}", where=where,

@@ -117,6 +117,7 @@ class World:
     ) -> None:
         self._own_dir = base_dir is None
         self.dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="ghcr-world-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
         self.service = SERVICE
         self.issuer = ISSUER

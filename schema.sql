@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS owners (
     kind        TEXT NOT NULL,              -- org | user
     discovery   TEXT NOT NULL,              -- rest | graphql | catalog | static
     first_seen  TEXT NOT NULL,
-    last_listed TEXT,                       -- last complete discovery listing
     UNIQUE (registry, name)
 );
 

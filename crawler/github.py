@@ -22,7 +22,7 @@ import orjson
 
 from .errors import AuthError, HttpStatusError, NotFoundError, ParseError
 from .headers import parse_etag, parse_link
-from .http import HttpClient, Response, origin
+from .http import HttpClient, Response, origin, refetch_bad_bodies
 from .manifest import is_valid_tag, parse_digest
 from .model import CacheEntry
 from .secret import Secret
@@ -207,6 +207,13 @@ class GitHubClient:
 
     async def _page(self, url: str, *, kind, conditional, what, parse, to_payload, from_payload) -> Page:
         cached = await self.cache_lookup(url) if (conditional and self.cache_lookup) else None
+        return await refetch_bad_bodies(
+            lambda: self._page_once(url, cached, kind=kind, what=what, parse=parse, to_payload=to_payload,
+                                    from_payload=from_payload),
+            self.http.counters, what)
+
+    async def _page_once(self, url: str, cached: CacheEntry | None, *, kind, what, parse, to_payload,
+                         from_payload) -> Page:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         if cached:
             headers["If-None-Match"] = cached.etag

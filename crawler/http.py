@@ -33,6 +33,7 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 MAX_RATE_LIMIT_WAITS = 8
+BODY_RETRIES = 2   # refetches of a body that failed to parse or verify
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -252,6 +253,24 @@ class HttpClient:
         log.debug("http", method=method, host=host, path=urlsplit(url).path, status=result.status,
                   ms=ms, kind=kind, cached=result.status == 304, bytes=len(result.body))
         return result
+
+
+async def refetch_bad_bodies(once: Callable[[], Awaitable], counters: Counters, where: str,
+                             retries: int = BODY_RETRIES):
+    """Run `once` (fetch + parse/verify) again when the body was bad: a proxy
+    that truncated or garbled one answer should cost a refetch, not the
+    package. A body still bad after `retries` refetches fails for real."""
+    for attempt in range(retries + 1):
+        try:
+            return await once()
+        except ParseError as exc:
+            counters.faults["bad_body"] += 1
+            if attempt == retries:
+                if exc.where is None:  # pure parsers do not know the URL; say where
+                    raise type(exc)(exc.message, where=where) from exc
+                raise
+            log.info("refetch_bad_body", where=where, error=exc.message, attempt=attempt + 1)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -> bytes:

@@ -146,7 +146,7 @@ def verify_digest(data: bytes, digest: str) -> None:
     algorithm = parse_digest(digest).split(":", 1)[0]
     actual = compute_digest(data, algorithm)
     if actual != digest:
-        raise DigestMismatchError(f"content hashes to {actual}, expected {digest}")
+        raise DigestMismatchError(f"digest mismatch: content hashes to {actual}, expected {digest}")
 
 
 def is_valid_tag(value: str) -> bool:

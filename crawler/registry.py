@@ -31,14 +31,13 @@ from . import secret
 from .errors import (AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ParseError,
                      UnreachableError)
 from .headers import parse_etag, parse_link, parse_www_authenticate
-from .http import HttpClient, Response, origin
+from .http import HttpClient, Response, origin, refetch_bad_bodies
 from .manifest import (ACCEPT_MANIFESTS, ImageConfig, ImageIndex, ImageManifest, compute_digest,
                        is_valid_tag, parse_config, parse_digest, parse_manifest, parse_oci_error)
 
 log = structlog.get_logger("crawler.registry")
 
 DEFAULT_TOKEN_TTL_S = 60.0   # "tokens may come without expires_in (then 60 s)"
-BODY_RETRIES = 2             # refetches of a body that failed verification
 MAX_TAG_PAGES = 10_000
 MAX_TAGS_BODY = 16 * 1024 * 1024
 
@@ -311,15 +310,7 @@ class RegistryClient:
         return index if isinstance(index, ImageIndex) else None
 
     async def _verified(self, once, where: str):
-        for attempt in range(BODY_RETRIES + 1):
-            try:
-                return await once()
-            except ParseError as exc:
-                self.http.counters.faults["bad_body"] += 1
-                if attempt == BODY_RETRIES:
-                    raise
-                log.info("refetch_bad_body", where=where, error=exc.message, attempt=attempt + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await refetch_bad_bodies(once, self.http.counters, where)
 
 
 def _pull(repo: str) -> str:

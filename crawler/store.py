@@ -290,6 +290,11 @@ class Store:
     # -- owners and packages ------------------------------------------------------
 
     async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
+        cur = await self._w.execute("SELECT id, kind, discovery FROM owners WHERE registry = ? AND name = ?",
+                                    (registry, name))
+        row = await cur.fetchone()
+        if row and (row[1], row[2]) == (kind, discovery):
+            return row[0]  # a no-op run writes nothing but its run row
         async with self.transaction() as db:
             cur = await db.execute(
                 "INSERT INTO owners (registry, name, kind, discovery, first_seen) VALUES (?, ?, ?, ?, ?) "
@@ -315,7 +320,6 @@ class Store:
                                  (now, pid))
                 await db.execute("UPDATE package_digests SET last_seen = ? "
                                  "WHERE package_id = ? AND last_seen IS NULL", (now, pid))
-            await db.execute("UPDATE owners SET last_listed = ? WHERE id = ?", (now, owner_id))
         return sorted(name for _, name in gone)
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:

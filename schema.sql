@@ -163,9 +163,11 @@ CREATE TABLE IF NOT EXISTS referrers (
 );
 CREATE INDEX IF NOT EXISTS referrers_referrer ON referrers (referrer_digest);
 
--- Source repositories learnt from GitHub's GraphQL API (enrichment).
+-- Source repositories learnt from GitHub's GraphQL API (enrichment). A
+-- repository GitHub had no facts for (not found, not visible to the token)
+-- keeps the facts it had, or NULLs; fetched_at says when it was last asked.
 CREATE TABLE IF NOT EXISTS repositories (
-    name_with_owner TEXT PRIMARY KEY,       -- OWNER/NAME as GitHub spells it
+    name_with_owner TEXT PRIMARY KEY,       -- OWNER/NAME as packages.repository links it
     node_id         TEXT,
     archived        INTEGER,                -- 0/1
     visibility      TEXT,                   -- public | private | internal
@@ -353,6 +355,57 @@ SELECT r.subject_digest,
 FROM referrers r
 LEFT JOIN manifests m ON m.digest = r.referrer_digest;
 
+-- One row per current tag of a package linked to a source repository, with
+-- what GitHub's GraphQL API said about that repository (NULL until the
+-- enrichment asked) and whether the tagged image was built from the
+-- default-branch head. image_revision is the image's
+-- org.opencontainers.image.revision (an index: its first child that has
+-- one); at_head is 1 when it equals head_oid (case-insensitive; an
+-- abbreviated revision of 7+ characters matches as a prefix), 0 when it
+-- differs, NULL when either is unknown. visibility is the repository's;
+-- package_visibility the package's. cosign signature/attestation/SBOM tags
+-- are left out: they describe an image, they are not built from a source.
+CREATE VIEW v_sources AS
+WITH tagged AS (
+    SELECT o.name AS owner,
+           p.name AS package,
+           p.repository,
+           p.visibility AS package_visibility,
+           t.tag,
+           t.digest,
+           COALESCE(m.revision,
+             (SELECT c.revision FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
+               WHERE mc.parent_digest = t.digest AND c.revision IS NOT NULL
+               ORDER BY mc.position LIMIT 1)) AS image_revision
+      FROM tags t
+      JOIN packages p ON p.id = t.package_id AND p.deleted_at IS NULL
+      JOIN owners o ON o.id = p.owner_id
+      LEFT JOIN manifests m ON m.digest = t.digest
+     WHERE t.last_seen IS NULL
+       AND p.repository IS NOT NULL
+       AND (m.kind IS NULL OR m.kind NOT IN ('signature', 'attestation', 'sbom'))
+)
+SELECT x.owner,
+       x.package,
+       x.repository,
+       r.archived,
+       r.visibility,
+       r.default_branch,
+       r.head_oid,
+       x.image_revision,
+       CASE WHEN r.head_oid IS NULL OR x.image_revision IS NULL THEN NULL
+            WHEN LENGTH(x.image_revision) >= 7
+             AND SUBSTR(LOWER(r.head_oid), 1, LENGTH(x.image_revision)) = LOWER(x.image_revision)
+            THEN 1
+            ELSE 0 END          AS at_head,
+       x.tag                    AS tag,
+       x.digest                 AS digest,
+       x.package_visibility     AS package_visibility,
+       r.pushed_at              AS pushed_at,
+       r.fetched_at             AS checked_at
+FROM tagged x
+LEFT JOIN repositories r ON r.name_with_owner = x.repository;
+
 CREATE VIEW v_sync_runs AS
 SELECT id,
        started_at,
@@ -377,3 +430,419 @@ SELECT id,
        owners,
        message
 FROM sync_runs;
+
+-- ---------------------------------------------------------------------------
+-- Reports: the views behind `ghcr-inventory report NAME` (crawler/reports.py)
+-- and the Datasette canned queries (scripts/datasette-metadata.yaml). Each
+-- report is one query over its view (the query itself is in reports.py);
+-- the views are documented here, one by one. Words used below:
+--   tagged image   a digest a current tag points to whose manifest is an image
+--                  or an index. Cosign .sig/.att/.sbom tags and OCI artifacts
+--                  are tagged too, but they are not images: they are never
+--                  "unsigned" or "missing a source".
+--   kept           what the current tags of a package keep alive: the tagged
+--                  digests, the children of kept indexes (platform images,
+--                  buildx attestation manifests) and the referrers of kept
+--                  digests (signatures, attestations, SBOMs, artifacts with a
+--                  subject), transitively.
+--   blob           a config or layer an image manifest references. A foreign
+--                  (non-distributable) layer is not stored by the registry.
+-- Sizes are compressed bytes as the descriptors declare them.
+-- ---------------------------------------------------------------------------
+
+-- v_blobs(manifest_digest, blob_digest, role, size, stored): the config and
+-- layers of every image manifest; role = config | layer; stored = 0 for a
+-- foreign layer (it lives on another host). The config's size is what the
+-- manifest's content_size (config + layers) leaves after its layers.
+CREATE VIEW v_blobs AS
+SELECT m.digest        AS manifest_digest,
+       m.config_digest AS blob_digest,
+       'config'        AS role,
+       m.content_size - COALESCE(
+         (SELECT SUM(l.size) FROM layers l WHERE l.manifest_digest = m.digest), 0) AS size,
+       1               AS stored
+FROM manifests m
+WHERE m.config_digest IS NOT NULL
+UNION ALL
+SELECT l.manifest_digest,
+       l.digest,
+       'layer',
+       l.size,
+       CASE WHEN l.urls IS NULL THEN 1 ELSE 0 END
+FROM layers l;
+
+-- v_tagged_images(owner, package, digest, kind, media_type, tags, tag_count,
+--   signed, attested, sbom, source, revision, repository, visibility):
+-- one row per tagged image or index of a live package.
+--   signed    1 when a signature (a cosign .sig tag, or a referrer the engine
+--             classified as a signature) describes this very digest. cosign
+--             signs the digest a tag resolves to, which for a multi-arch
+--             image is the index: signed platform images do not make their
+--             index signed, and a signed index needs no signed children.
+--   attested  1 when an attestation describes the digest or one of its
+--             children (buildx attaches provenance to each platform image).
+--   sbom      1 when an SBOM describes the digest or one of its children.
+--   source, revision: org.opencontainers.image.source / .revision of the
+--             digest or, for an index, of its first child that has them.
+--   repository, visibility: the package's (GitHub's) source-repository link
+--             and visibility.
+CREATE VIEW v_tagged_images AS
+WITH tagged AS (
+    SELECT t.package_id, t.digest, COUNT(*) AS tag_count
+      FROM tags t
+     WHERE t.last_seen IS NULL
+     GROUP BY t.package_id, t.digest
+)
+SELECT o.name AS owner,
+       p.name AS package,
+       tg.digest,
+       m.kind,
+       m.media_type,
+       (SELECT group_concat(x.tag, ',') FROM
+          (SELECT t2.tag FROM tags t2
+            WHERE t2.package_id = tg.package_id AND t2.digest = tg.digest
+              AND t2.last_seen IS NULL
+            ORDER BY t2.tag) x)                    AS tags,
+       tg.tag_count,
+       CASE WHEN EXISTS (SELECT 1 FROM referrers r
+                          WHERE r.subject_digest = tg.digest AND r.kind = 'signature')
+            THEN 1 ELSE 0 END                      AS signed,
+       CASE WHEN EXISTS (SELECT 1 FROM referrers r
+                          WHERE r.kind = 'attestation'
+                            AND (r.subject_digest = tg.digest
+                                 OR r.subject_digest IN (SELECT mc.child_digest
+                                                           FROM manifest_children mc
+                                                          WHERE mc.parent_digest = tg.digest)))
+            THEN 1 ELSE 0 END                      AS attested,
+       CASE WHEN EXISTS (SELECT 1 FROM referrers r
+                          WHERE r.kind = 'sbom'
+                            AND (r.subject_digest = tg.digest
+                                 OR r.subject_digest IN (SELECT mc.child_digest
+                                                           FROM manifest_children mc
+                                                          WHERE mc.parent_digest = tg.digest)))
+            THEN 1 ELSE 0 END                      AS sbom,
+       COALESCE(m.source,
+         (SELECT c.source FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
+           WHERE mc.parent_digest = m.digest AND c.source IS NOT NULL
+           ORDER BY mc.position LIMIT 1))          AS source,
+       COALESCE(m.revision,
+         (SELECT c.revision FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
+           WHERE mc.parent_digest = m.digest AND c.revision IS NOT NULL
+           ORDER BY mc.position LIMIT 1))          AS revision,
+       p.repository,
+       p.visibility
+FROM tagged tg
+JOIN packages p ON p.id = tg.package_id AND p.deleted_at IS NULL
+JOIN owners o ON o.id = p.owner_id
+JOIN manifests m ON m.digest = tg.digest
+WHERE m.kind IN ('index', 'image');
+
+-- v_unsigned (report `unsigned`): tagged images that no signature describes
+-- (see v_tagged_images.signed for what counts).
+CREATE VIEW v_unsigned AS
+SELECT owner, package, digest, kind, tag_count, tags, attested, sbom
+FROM v_tagged_images
+WHERE signed = 0;
+
+-- v_missing_source (report `missing-source`): tagged images without an
+-- org.opencontainers.image.source label or annotation (on the digest or, for
+-- an index, on a child). `repository` shows GitHub's link where the package
+-- has one (set by hand or from an earlier image).
+CREATE VIEW v_missing_source AS
+SELECT owner, package, digest, kind, tag_count, tags, repository
+FROM v_tagged_images
+WHERE source IS NULL OR source = '';
+
+-- v_stale (report `stale`): tagged images whose revision is not the head
+-- commit of their source repository's default branch: the rows of v_sources
+-- (GraphQL stage) with at_head = 0, one per digest with its tags. Images
+-- without a revision, or whose repository GitHub has not told us about
+-- (at_head NULL), are not listed; `report stale` says when v_sources has no
+-- repository facts at all.
+CREATE VIEW v_stale AS
+SELECT s.owner,
+       s.package,
+       s.digest,
+       group_concat(s.tag, ',') AS tags,
+       s.image_revision         AS revision,
+       s.repository,
+       s.default_branch,
+       s.head_oid,
+       s.archived
+FROM (SELECT * FROM v_sources WHERE at_head = 0 ORDER BY owner, package, digest, tag) s
+GROUP BY s.owner, s.package, s.digest, s.image_revision, s.repository, s.default_branch,
+         s.head_oid, s.archived;
+
+-- v_public_from_private (report `public-from-private`): live public packages
+-- whose source repository (packages.repository, as v_sources links it) is
+-- private or internal: a public image of code that is not public. Needs the
+-- repositories the GraphQL stage fetches, like v_stale; a package counts
+-- whether or not it has current tags.
+CREATE VIEW v_public_from_private AS
+SELECT o.name            AS owner,
+       p.name            AS package,
+       p.visibility,
+       r.name_with_owner AS repository,
+       r.visibility      AS repository_visibility,
+       r.archived
+FROM packages p
+JOIN owners o ON o.id = p.owner_id
+JOIN repositories r ON r.name_with_owner = p.repository
+WHERE p.deleted_at IS NULL
+  AND p.visibility = 'public'
+  AND r.visibility IN ('private', 'internal');
+
+-- v_untagged(owner, package, digest, kind, media_type, reason, created,
+--   uploaded_at, size): every version a live package holds that no current
+-- tag of that package points to, with why it is there:
+--   child-of-tagged-index  a platform image or attestation manifest of a kept
+--                          index (GitHub lists index children as versions);
+--   referrer-of-tagged     describes a kept digest (signature, attestation,
+--                          SBOM, artifact with a subject) and is not tagged;
+--   orphan                 nothing kept reaches it: deleting it breaks no tag.
+-- A child of an orphaned index is an orphan too. uploaded_at is GitHub's
+-- version timestamp; size is config + layers (NULL for an index).
+CREATE VIEW v_untagged AS
+WITH RECURSIVE
+edges (parent, child, reason) AS (
+    SELECT parent_digest, child_digest, 'child-of-tagged-index' FROM manifest_children
+    UNION ALL
+    SELECT subject_digest, referrer_digest, 'referrer-of-tagged' FROM referrers
+),
+kept (package_id, digest, reason) AS (
+    SELECT package_id, digest, 'tagged' FROM tags WHERE last_seen IS NULL
+    UNION
+    SELECT k.package_id, e.child, e.reason
+      FROM kept k JOIN edges e ON e.parent = k.digest
+),
+ranked AS (
+    SELECT package_id, digest,
+           MIN(CASE reason WHEN 'tagged' THEN 0 WHEN 'child-of-tagged-index' THEN 1 ELSE 2 END) AS rank
+      FROM kept
+     GROUP BY package_id, digest
+)
+SELECT o.name AS owner,
+       p.name AS package,
+       pd.digest,
+       m.kind,
+       m.media_type,
+       CASE k.rank WHEN 1 THEN 'child-of-tagged-index'
+                   WHEN 2 THEN 'referrer-of-tagged'
+                   ELSE 'orphan' END AS reason,
+       m.created,
+       pd.created_at AS uploaded_at,
+       m.content_size AS size
+FROM package_digests pd
+JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL
+JOIN owners o ON o.id = p.owner_id
+LEFT JOIN manifests m ON m.digest = pd.digest
+LEFT JOIN ranked k ON k.package_id = pd.package_id AND k.digest = pd.digest
+WHERE pd.last_seen IS NULL
+  AND (k.rank IS NULL OR k.rank > 0);
+
+-- v_orphan_blobs(owner, package, digest, kind, media_type, created,
+--   uploaded_at, size, blob_digest, role, blob_size, reclaimable): the blobs
+-- of every orphan (one row with NULL blob columns for an orphan without any,
+-- e.g. an index). reclaimable = 1 when the blob is stored by the registry and
+-- no kept version of any live package (every held version that is not an
+-- orphan) uses it: deleting the orphans frees it.
+CREATE VIEW v_orphan_blobs AS
+WITH orphan AS (
+    SELECT owner, package, digest, kind, media_type, created, uploaded_at, size
+      FROM v_untagged WHERE reason = 'orphan'
+),
+kept AS (
+    SELECT pd.digest
+      FROM package_digests pd
+      JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL
+      JOIN owners o ON o.id = p.owner_id
+      LEFT JOIN orphan x ON x.owner = o.name AND x.package = p.name AND x.digest = pd.digest
+     WHERE pd.last_seen IS NULL AND x.digest IS NULL
+),
+-- The blobs are read from layers/manifests directly rather than through
+-- v_blobs: SQLite would materialise all of v_blobs to join it.
+kept_blobs AS (
+    SELECT l.digest AS blob_digest FROM kept k JOIN layers l ON l.manifest_digest = k.digest
+    UNION
+    SELECT m.config_digest FROM kept k JOIN manifests m ON m.digest = k.digest
+     WHERE m.config_digest IS NOT NULL
+),
+blobs AS (
+    SELECT x.owner, x.package, x.digest, l.digest AS blob_digest, 'layer' AS role, l.size AS blob_size,
+           CASE WHEN l.urls IS NULL THEN 1 ELSE 0 END AS stored
+      FROM orphan x JOIN layers l ON l.manifest_digest = x.digest
+    UNION ALL
+    SELECT x.owner, x.package, x.digest, m.config_digest, 'config',
+           m.content_size - COALESCE(
+             (SELECT SUM(l.size) FROM layers l WHERE l.manifest_digest = m.digest), 0),
+           1
+      FROM orphan x JOIN manifests m ON m.digest = x.digest
+     WHERE m.config_digest IS NOT NULL
+)
+SELECT x.owner, x.package, x.digest, x.kind, x.media_type, x.created, x.uploaded_at, x.size,
+       b.blob_digest,
+       b.role,
+       b.blob_size,
+       CASE WHEN b.blob_digest IS NULL THEN NULL
+            WHEN b.stored = 1 AND b.blob_digest NOT IN (SELECT blob_digest FROM kept_blobs) THEN 1
+            ELSE 0 END AS reclaimable
+FROM orphan x
+LEFT JOIN blobs b ON b.owner = x.owner AND b.package = x.package AND b.digest = x.digest;
+
+-- v_orphans (report `orphans`): untagged, unreferenced versions (v_untagged
+-- reason = orphan) with reclaimable_bytes: the bytes of their blobs that no
+-- kept version uses. A blob shared by two orphans (and nothing kept) counts
+-- in both rows; v_summary.reclaimable_bytes counts it once.
+CREATE VIEW v_orphans AS
+SELECT owner, package, digest, kind, media_type, created, uploaded_at, size,
+       COALESCE(SUM(CASE WHEN reclaimable = 1 THEN blob_size END), 0) AS reclaimable_bytes
+FROM (SELECT DISTINCT owner, package, digest, kind, media_type, created, uploaded_at, size,
+                      blob_digest, blob_size, reclaimable
+        FROM v_orphan_blobs) ob
+GROUP BY owner, package, digest, kind, media_type, created, uploaded_at, size;
+
+-- v_platforms (report `platforms`): platform coverage per package: one row per
+-- (package, platform) offered by its tagged images, with `images` = how many
+-- tagged images offer it and `tagged_images` = how many the package has (a
+-- platform with images < tagged_images is missing from some tags). A single
+-- image offers its config's os/architecture[/variant]; an index offers its
+-- children's platforms, not counting attestation manifests (unknown/unknown).
+CREATE VIEW v_platforms AS
+WITH timg AS (
+    SELECT DISTINCT t.package_id, t.digest, m.kind, m.os, m.architecture, m.variant
+      FROM tags t
+      JOIN manifests m ON m.digest = t.digest
+     WHERE t.last_seen IS NULL AND m.kind IN ('index', 'image')
+),
+offered AS (
+    SELECT package_id, digest,
+           os || '/' || architecture || COALESCE('/' || NULLIF(variant, ''), '') AS platform
+      FROM timg
+     WHERE kind = 'image' AND os IS NOT NULL AND architecture IS NOT NULL
+    UNION
+    SELECT ti.package_id, ti.digest, mc.platform
+      FROM timg ti
+      JOIN manifest_children mc ON mc.parent_digest = ti.digest
+      LEFT JOIN manifests c ON c.digest = mc.child_digest
+     WHERE ti.kind = 'index'
+       AND mc.platform IS NOT NULL AND mc.platform <> 'unknown/unknown'
+       AND mc.reference_type IS NULL
+       AND (c.kind IS NULL OR c.kind = 'image')
+),
+counted AS (
+    SELECT package_id, COUNT(*) AS tagged_images FROM timg GROUP BY package_id
+)
+SELECT o.name AS owner,
+       p.name AS package,
+       f.platform,
+       COUNT(DISTINCT f.digest) AS images,
+       n.tagged_images
+FROM offered f
+JOIN counted n ON n.package_id = f.package_id
+JOIN packages p ON p.id = f.package_id AND p.deleted_at IS NULL
+JOIN owners o ON o.id = p.owner_id
+GROUP BY o.name, p.name, f.package_id, f.platform, n.tagged_images;
+
+-- v_package_sizes (report `largest`): what each live package stores: bytes =
+-- the sum of the distinct blobs (config + layers) of all the versions it
+-- holds, tagged or not, so a layer shared by several images or tags of the
+-- package counts once (each package counts its own copy). Foreign layers are
+-- not stored by the registry and are left out.
+CREATE VIEW v_package_sizes AS
+WITH present AS (
+    SELECT pd.package_id, pd.digest
+      FROM package_digests pd
+     WHERE pd.last_seen IS NULL
+),
+blobs AS (  -- v_blobs' two halves, read directly (see v_orphan_blobs)
+    SELECT pr.package_id, l.digest AS blob_digest, l.size
+      FROM present pr JOIN layers l ON l.manifest_digest = pr.digest
+     WHERE l.urls IS NULL
+    UNION
+    SELECT pr.package_id, m.config_digest,
+           m.content_size - COALESCE(
+             (SELECT SUM(l.size) FROM layers l WHERE l.manifest_digest = m.digest), 0)
+      FROM present pr JOIN manifests m ON m.digest = pr.digest
+     WHERE m.config_digest IS NOT NULL
+),
+sized AS (
+    SELECT package_id, SUM(size) AS bytes, COUNT(*) AS blobs FROM blobs GROUP BY package_id
+),
+held AS (
+    SELECT package_id, COUNT(*) AS versions FROM present GROUP BY package_id
+),
+tagged AS (
+    SELECT package_id, COUNT(*) AS tags FROM tags WHERE last_seen IS NULL GROUP BY package_id
+)
+SELECT o.name AS owner,
+       p.name AS package,
+       COALESCE(s.bytes, 0)    AS bytes,
+       COALESCE(s.blobs, 0)    AS blobs,
+       COALESCE(h.versions, 0) AS versions,
+       COALESCE(t.tags, 0)     AS tags
+FROM packages p
+JOIN owners o ON o.id = p.owner_id
+LEFT JOIN sized s ON s.package_id = p.id
+LEFT JOIN held h ON h.package_id = p.id
+LEFT JOIN tagged t ON t.package_id = p.id
+WHERE p.deleted_at IS NULL;
+
+-- v_tag_moves (report `moved`): every time a tag started pointing at another
+-- digest: from_digest is the span before (by tags.id, i.e. in the order the
+-- syncs saw them), moved_at when the sync saw the new one. A tag deleted and
+-- later re-created on another digest counts as moved; on the same digest not.
+CREATE VIEW v_tag_moves AS
+SELECT o.name       AS owner,
+       p.name       AS package,
+       n.tag,
+       prev.digest  AS from_digest,
+       n.digest     AS to_digest,
+       n.first_seen AS moved_at,
+       n.last_seen  AS moved_again_at
+FROM tags n
+JOIN tags prev ON prev.package_id = n.package_id AND prev.tag = n.tag
+              AND prev.id = (SELECT MAX(x.id) FROM tags x
+                              WHERE x.package_id = n.package_id AND x.tag = n.tag AND x.id < n.id)
+JOIN packages p ON p.id = n.package_id
+JOIN owners o ON o.id = p.owner_id
+WHERE prev.digest <> n.digest;
+
+-- v_summary (report `summary`): one row: owners, live packages, current tags,
+-- images (every version held: v_images rows), tagged images, how many are
+-- signed / attested / have an SBOM (and signed_pct, NULL without tagged
+-- images), orphans and reclaimable_bytes (distinct blobs, see
+-- v_orphan_blobs), and the last sync run (its start, finish and status).
+CREATE VIEW v_summary AS
+WITH ti AS (
+    SELECT COUNT(*) AS n, SUM(signed) AS signed, SUM(attested) AS attested, SUM(sbom) AS sbom
+      FROM v_tagged_images
+),
+orphan_rows AS (
+    SELECT owner, package, digest, blob_digest, blob_size, reclaimable FROM v_orphan_blobs
+),
+ob AS (
+    SELECT COUNT(DISTINCT owner || ' ' || package || ' ' || digest) AS orphans,
+           (SELECT COALESCE(SUM(blob_size), 0) FROM
+              (SELECT DISTINCT blob_digest, blob_size FROM orphan_rows WHERE reclaimable = 1) rb) AS bytes
+      FROM orphan_rows
+),
+last_run AS (
+    SELECT started_at, finished_at, status FROM sync_runs ORDER BY id DESC LIMIT 1
+)
+SELECT (SELECT COUNT(*) FROM owners)                                        AS owners,
+       (SELECT COUNT(*) FROM packages WHERE deleted_at IS NULL)             AS packages,
+       (SELECT COUNT(*) FROM v_tags)                                        AS tags,
+       (SELECT COUNT(*) FROM package_digests pd
+          JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL
+         WHERE pd.last_seen IS NULL)                                        AS images,
+       ti.n                                                                 AS tagged_images,
+       COALESCE(ti.signed, 0)                                               AS signed_images,
+       ROUND(100.0 * ti.signed / NULLIF(ti.n, 0), 1)                        AS signed_pct,
+       COALESCE(ti.attested, 0)                                             AS attested_images,
+       COALESCE(ti.sbom, 0)                                                 AS sbom_images,
+       ob.orphans,
+       ob.bytes                                                             AS reclaimable_bytes,
+       (SELECT started_at FROM last_run)                                    AS last_sync_started,
+       (SELECT finished_at FROM last_run)                                   AS last_sync_finished,
+       (SELECT status FROM last_run)                                        AS last_sync_status
+FROM ti, ob;

@@ -39,6 +39,11 @@ class GitHubConfig:
     token_env: str | None = "GITHUB_TOKEN"
     token_file: Path | None = None
     insecure: bool = False
+    # GraphQL enrichment of the packages' source repositories (archived,
+    # visibility, default-branch head) after each sync; a repository is asked
+    # again only when its facts are older than enrich_interval_s (or --full).
+    enrich: bool = True
+    enrich_interval_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +270,8 @@ def _check_semantics(config: Config) -> None:
     if crawl.max_manifest_bytes < 1024 or crawl.max_config_bytes < 1024:
         raise ConfigError("'crawl.max_manifest_bytes'/'crawl.max_config_bytes' must be at least 1024",
                           where=source)
+    if config.github.enrich_interval_s < 0:
+        raise ConfigError("'github.enrich_interval_s' must not be negative", where=source)
     if crawl.tag_source not in ("auto", "versions", "registry"):
         raise ConfigError("'crawl.tag_source' must be auto, versions or registry", where=source)
     _check_url(config.github.api_url, "github.api_url", config.github.insecure, source)

@@ -18,7 +18,9 @@ them, with ``raise X from exc``.
         ├── ParseError                      a body or header broke its format
         │   └── DigestMismatchError         bytes do not hash to their digest
         ├── NotFoundError                   404 for a package, tag or blob
-        └── HttpStatusError                 any other unexpected HTTP status
+        ├── HttpStatusError                 any other unexpected HTTP status
+        ├── GraphQLQueryError               GraphQL answered errors and no data
+        └── DiscoveryUnsupportedError       the server cannot list packages this way
 
 Parsers are pure and raise only ParseError (or its subclass); the engine
 decides whether that fails one package or one owner.
@@ -118,3 +120,18 @@ class HttpStatusError(PackageError):
     def __init__(self, message: str, *, where: str | None = None, status: int = 0) -> None:
         super().__init__(message, where=where)
         self.status = status
+
+
+class GraphQLQueryError(PackageError):
+    """The GraphQL API answered only errors (no data) for a document:
+    a schema drift, a server-side timeout, a resource that does not exist."""
+
+    def __init__(self, message: str, *, where: str | None = None, types: tuple[str, ...] = ()) -> None:
+        super().__init__(message, where=where)
+        self.types = types
+
+
+class DiscoveryUnsupportedError(PackageError):
+    """The configured discovery cannot list this owner's packages on this
+    server (github.com answers GraphQL's `packages` with nothing for
+    containers); the message names the `discovery` value that works."""

@@ -23,6 +23,16 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _number(value: float) -> str:
+    """Every digit: `:g` keeps six significant ones, which turns a unix time
+    into 1.79536e+09 (minutes off) and rounds large counters."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
 def render_metrics(summary, inventory: dict[str, float], now: float) -> str:
     lines: list[str] = []
 
@@ -32,7 +42,7 @@ def render_metrics(summary, inventory: dict[str, float], now: float) -> str:
         lines.append(f"# TYPE {full} {kind}")
         for labels, value in samples:
             text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-            lines.append(f"{full}{{{text}}} {value:g}" if text else f"{full} {value:g}")
+            lines.append(f"{full}{{{text}}} {_number(value)}" if text else f"{full} {_number(value)}")
 
     metric("last_run_timestamp_seconds", "gauge", "When the last sync finished (unix time).", [({}, now)])
     metric("last_run_duration_seconds", "gauge", "Wall time of the last sync.", [({}, summary.duration_s)])

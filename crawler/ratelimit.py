@@ -114,6 +114,31 @@ class Governor:
         self.blocked_until = max(self.blocked_until, now + wait)
         return wait
 
+    def note_budget(self, *, remaining: int | None, reset: float | None, limit: int | None = None,
+                    resource: str | None = None) -> None:
+        """A budget the response body reported (GraphQL's `rateLimit` field),
+        for servers whose headers do not carry it."""
+        if remaining is None:
+            return
+        b = self.budget
+        self.budget = Budget(limit if limit is not None else b.limit, remaining,
+                             reset if reset is not None else b.reset, resource or b.resource)
+
+    def refuse(self) -> float:
+        """A refusal the body told instead of the status (GitHub GraphQL's
+        200 with `type: RATE_LIMITED`): block until the budget resets, or
+        back off as for a secondary limit when the reset is unknown.
+        Returns the wait; the caller retries through `before_request`."""
+        now = self.clock()
+        b = self.budget
+        if b.reset is not None and b.reset > now:
+            wait = b.reset - now + 1.0
+        else:
+            wait = min(self.secondary_base_s * (2 ** self.strikes), SECONDARY_MAX_S)
+        self.strikes += 1
+        self.blocked_until = max(self.blocked_until, now + wait)
+        return wait
+
     @staticmethod
     def _is_refusal(status: int, headers: Mapping[str, str], body: bytes, rl) -> bool:
         if status == 429:

@@ -439,6 +439,42 @@ class Store:
                 [(*r, utc_now()) for r in rows])
         return len(rows)
 
+    async def touch_repositories(self, names: Iterable[str]) -> int:
+        """Record that these repositories were asked about and GitHub had no
+        facts for them (NOT_FOUND): facts stored before are kept, only
+        fetched_at moves, so they are asked again after the interval."""
+        names = sorted(set(names))
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO repositories (name_with_owner, fetched_at) VALUES (?, ?) "
+                "ON CONFLICT (name_with_owner) DO UPDATE SET fetched_at = excluded.fetched_at",
+                [(n, utc_now()) for n in names])
+        return len(names)
+
+    async def repositories_due(self, registry: str, owners: Sequence[str],
+                               max_age_s: float | None) -> list[str]:
+        """Distinct source repositories (OWNER/NAME) of these owners' live
+        packages whose facts are missing or older than `max_age_s` (None:
+        all of them), for the GraphQL enrichment."""
+        cutoff = None
+        if max_age_s is not None:
+            cutoff = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - max_age_s,
+                                            timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        due: set[str] = set()
+        for chunk in _chunks(list(owners)):
+            marks = ",".join("?" * len(chunk))
+            sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
+                   "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
+                   f"WHERE o.registry = ? AND o.name IN ({marks}) AND p.deleted_at IS NULL "
+                   "AND p.repository IS NOT NULL")
+            params: list = [registry, *chunk]
+            if cutoff is not None:
+                sql += " AND (r.fetched_at IS NULL OR r.fetched_at <= ?)"
+                params.append(cutoff)
+            cur = await self._r.execute(sql, params)
+            due.update(r[0] for r in await cur.fetchall())
+        return sorted(due)
+
     async def read_all(self, sql: str, params: Sequence = ()) -> list[tuple]:
         cur = await self._r.execute(sql, params)
         return list(await cur.fetchall())

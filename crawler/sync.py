@@ -26,7 +26,9 @@ from .config import Config, Credentials, OwnerConfig
 from .discovery import Listing, Scope, discover
 from .errors import (AuthError, InterruptedRun, InventoryError, PackageError, RateLimitedError,
                      UnreachableError)
+from .enrich import enrich_sources
 from .github import GitHubClient
+from .graphql import GraphQLClient
 from .http import HttpClient, RetryPolicy, origin
 from .lock import SyncLock
 from .model import PackageRef, PackageResult
@@ -238,6 +240,8 @@ class Engine:
             save_facts=lambda **f: self.writer.call(self.store.save_registry_facts, self.registry_host, **f),
             clock=self.clocks.clock)
         github = GitHubClient(self.http, gh.api_url, self.creds.github, cache_lookup=self.store.cache_lookup)
+        self.graphql = (GraphQLClient(self.http, gh.graphql_url, self.creds.github)
+                        if self.creds.github else None)
         self.shared = Shared(store=self.store, registry=registry, github=github, crawl=self.config.crawl,
                              full=self.options.full, economy=self.economy, inflight=self.inflight)
         for owner in self.owners():
@@ -247,8 +251,25 @@ class Engine:
         await self._enrich()
 
     async def _enrich(self) -> None:
-        """Slot for the GraphQL source-repository enrichment (crawler/graphql.py)."""
-        return None
+        """GraphQL enrichment of the packages' source repositories
+        (crawler/enrich.py). Its failures are recorded, never fatal: the
+        packages are already committed."""
+        gh = self.config.github
+        if self.graphql is None or not gh.enrich or self.stopping:
+            return
+
+        def count_request() -> None:
+            self.economy.graphql += 1
+
+        report = await enrich_sources(self.graphql, self.store, self.writer.call, registry=self.registry_host,
+                                      owners=[o.name for o in self.owners()], count_request=count_request,
+                                      max_age_s=None if self.options.full else gh.enrich_interval_s)
+        for problem in report.problems:
+            message = redact(f"enrichment: {problem}")
+            self.summary.errors.append(message)
+            log.warning("enrichment_failed", error=message, error_type=type(problem).__name__)
+            await self.writer.call(self.store.record_error, self.summary.run_id, None, None,
+                                   type(problem).__name__, message)
 
     async def _owner(self, owner: OwnerConfig, registry: RegistryClient, github: GitHubClient) -> None:
         owner_id = await self.writer.call(self.store.ensure_owner, self.registry_host, owner.name,
@@ -275,10 +296,13 @@ class Engine:
                 for _ in range(workers):
                     await queue.put(None)
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(produce(), name=f"discovery:{owner.name}")
-            for i in range(workers):
-                group.create_task(self._work(owner, owner_id, queue), name=f"worker-{i}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce(), name=f"discovery:{owner.name}")
+                for i in range(workers):
+                    group.create_task(self._work(owner, owner_id, queue), name=f"worker-{i}")
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
         self.economy.discovery_pages += listing.pages
         if listing.cache:
             await self.writer.call(self.store.save_cache, listing.cache)
@@ -385,6 +409,22 @@ class Engine:
         values.update(status=s.status, finished_at=utc_now(), exit_code=s.exit_code,
                       message=s.message or None)
         await self.store.update_run(s.run_id, **values)
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error that ended a task group: the first one that is not a
+    cancellation (TaskGroup cancels the siblings of the task that failed)."""
+    flat: list[BaseException] = []
+
+    def walk(err: BaseException) -> None:
+        if isinstance(err, BaseExceptionGroup):
+            for inner in err.exceptions:
+                walk(inner)
+        else:
+            flat.append(err)
+
+    walk(group)
+    return next((e for e in flat if not isinstance(e, asyncio.CancelledError)), flat[0])
 
 
 async def run_sync(config: Config, creds: Credentials, options: SyncOptions = SyncOptions(), *,

@@ -1,5 +1,8 @@
 """``python -m crawler.sandbox serve [--sample] [--state-dir DIR]``: run the world in the foreground.
 
+(``python -m crawler.sandbox scale --dir DIR …`` runs the benchmark's scale
+world instead; see ``remote``.)
+
 Prints one JSON line with the world's URLs and (fake, sandbox-only) tokens, then
 serves until SIGINT/SIGTERM. Used by the benchmark and for manual trials.
 """
@@ -12,6 +15,7 @@ import signal
 import sys
 import threading
 
+from . import remote
 from .sample import build_sample_org
 from .world import World
 
@@ -25,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--validate", action="store_true", help="validate served REST bodies against the OpenAPI")
     serve.add_argument("--graphql-lists-containers", action="store_true", help="GHES behaviour for packages(DOCKER)")
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request on both fronts")
+    scaled = sub.add_parser("scale", help="an org at benchmark scale, driven over stdin (see crawler.sandbox.remote)")
+    remote.add_arguments(scaled)
     args = parser.parse_args(argv)
+    if args.command == "scale":
+        return remote.serve(args)
 
     world = World(
         args.state_dir,

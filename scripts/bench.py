@@ -1,0 +1,662 @@
+#!/usr/bin/env python3
+"""The benchmark (issue 7): request economy and speed at org scale, side by side
+with what users would do instead.
+
+    .venv/bin/python scripts/bench.py --docs docs/benchmarks.md
+
+One run, against the sandbox world in its own process (``crawler.sandbox.remote``)
+behind the latency proxy (default 20 ms per request and per new connection,
+every host: registry, token endpoint, blob CDN, GitHub API):
+
+1. cold full sync of a 1,000-package org; 2. no-op incremental; 3. incremental
+after 1 % churn; 4. ``--full`` resync of the warm database — each with requests
+by kind, 304s, the lower bound, wall time, images/s, peak RSS and DB size. The
+crawler runs as a subprocess (``ghcr-inventory --config … sync``), so RSS and
+CPU are its own (``wait4`` rusage).
+
+Side by side on a 50-package sample org: ``skopeo list-tags`` + ``skopeo
+inspect --raw`` per tag (sequential, and ``xargs -P 8``), the registry-only
+way (this crawler with ``crawl.tag_source = "registry"``), and this crawler.
+
+Also: the cold sync of a 100-package world (memory growth), the writer alone
+(``Store.apply_package`` with synthetic results), and a py-spy profile of a
+cold sync. Targets print PASS/FAIL; a miss is a finding, not an error (the
+exit code is 0 unless something could not run).
+
+The world is built once into ``--state-dir`` and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crawler.sandbox.remote import SAMPLE_OWNER, RemoteWorld  # noqa: E402
+
+TOKEN_ENV = "GHCR_BENCH_TOKEN"
+MB = 1024 * 1024
+
+
+# -- one crawler run ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    scenario: str
+    wall_s: float = 0.0                 # process start to exit
+    engine_s: float = 0.0               # the run's own duration (metrics file)
+    exit_code: int = 0
+    status: str = ""
+    requests: int = 0
+    not_modified: int = 0
+    lower_bound: int = 0
+    by_kind: dict = field(default_factory=dict)
+    world_requests: int = 0             # what the fronts saw (an independent count)
+    world_by_kind: dict = field(default_factory=dict)
+    packages_changed: int = 0
+    packages_skipped: int = 0
+    packages_failed: int = 0
+    manifests_new: int = 0
+    images: int = 0                     # current (package, digest) rows after the run
+    tags: int = 0                       # current tags after the run
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0                  # the crawler's user + system CPU
+    world_cpu_s: float = 0.0            # the world process (proxies, emulator, CDN)
+    registry_cpu_s: float = 0.0         # docker-registry
+    db_mb: float = 0.0
+    profile: dict | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.requests / self.lower_bound if self.lower_bound else float("nan")
+
+    @property
+    def req_per_s(self) -> float:
+        return self.requests / self.engine_s if self.engine_s else 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.wall_s if self.wall_s else 0.0
+
+
+def config_toml(info: dict, db: Path, owner: str, *, concurrency: int, tag_source: str = "auto") -> str:
+    return "\n".join([
+        "[database]", f'path = "{db}"', "",
+        "[github]", f'api_url = "{info["api_url"]}"', f'graphql_url = "{info["api_url"]}/graphql"',
+        f'token_env = "{TOKEN_ENV}"', "",
+        "[registry]", f'url = "{info["registry_url"]}"', "",
+        "[crawl]", f"concurrency = {concurrency}", f'tag_source = "{tag_source}"', "",
+        "[[owners]]", f'name = "{owner}"', 'kind = "org"', 'discovery = "rest"', "",
+    ])
+
+
+def db_size(db: Path) -> int:
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists())
+
+
+def last_run_row(db: Path) -> dict:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+        out = dict(row) if row else {}
+        out["_images"] = conn.execute("SELECT COUNT(*) FROM package_digests WHERE last_seen IS NULL").fetchone()[0]
+        out["_tags"] = conn.execute("SELECT COUNT(*) FROM v_tags").fetchone()[0]
+        return out
+    finally:
+        conn.close()
+
+
+def engine_seconds(metrics: Path) -> float:
+    try:
+        for line in metrics.read_text().splitlines():
+            if line.startswith("ghcr_inventory_last_run_duration_seconds"):
+                return float(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: str, *, concurrency: int,
+                full: bool = False, tag_source: str = "auto", profile: Path | None = None) -> Run:
+    config = work / f"{scenario}.toml"
+    config.write_text(config_toml(world.info, db, owner, concurrency=concurrency, tag_source=tag_source))
+    metrics = work / f"{scenario}.prom"
+    argv = [str(ROOT / ".venv" / "bin" / "ghcr-inventory"), "--config", str(config), "--log-level", "warning",
+            "sync", "--metrics-file", str(metrics)]
+    if full:
+        argv.append("--full")
+    if not Path(argv[0]).exists():
+        argv[0:1] = [sys.executable, "-m", "crawler"]
+    env = {**os.environ, TOKEN_ENV: world.info["token"]}
+    before = world.call("stats")  # forget what the fronts saw so far
+    log = open(work / f"{scenario}.log", "wb")
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    spy = None
+    if profile is not None:
+        spy = subprocess.Popen([py_spy(), "record", "--pid", str(proc.pid), "--rate", "100", "--nonblocking",
+                                "--gil", "--format", "raw", "--output", str(profile)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    log.close()
+    if spy is not None:
+        spy.wait(60)
+    after = world.call("stats")
+    row = last_run_row(db)
+    run = Run(
+        scenario=scenario, wall_s=round(wall, 3), engine_s=engine_seconds(metrics), exit_code=proc.returncode,
+        status=row.get("status", "?"), requests=row.get("requests") or 0,
+        not_modified=row.get("not_modified") or 0, lower_bound=row.get("lower_bound") or 0,
+        by_kind=json.loads(row.get("requests_by_kind") or "{}"), world_requests=after["requests"],
+        world_by_kind=after["by_kind"], packages_changed=row.get("packages_changed") or 0,
+        packages_skipped=row.get("packages_skipped") or 0, packages_failed=row.get("packages_failed") or 0,
+        manifests_new=row.get("manifests_new") or 0, images=row["_images"], tags=row["_tags"],
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1), cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
+        world_cpu_s=round(after["world_cpu_s"] - before["world_cpu_s"], 2),
+        registry_cpu_s=round(after["registry_cpu_s"] - before["registry_cpu_s"], 2),
+        db_mb=round(db_size(db) / MB, 1),
+    )
+    if profile is not None and profile.exists():
+        run.profile = summarize_profile(profile.read_text(), seconds=run.wall_s, rate=100)
+    return run
+
+
+def py_spy() -> str | None:
+    local = ROOT / ".venv" / "bin" / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+# -- the profile ----------------------------------------------------------------------------
+
+GROUPS = (  # (label, substring of a frame's file) — first match from the leaf up wins
+    ("sqlite (aiosqlite thread)", "aiosqlite"),
+    ("sqlite (aiosqlite thread)", "sqlite3"),
+    ("JSON (orjson)", "orjson"),
+    ("structlog logging", "structlog"),
+    ("logging", "/logging/"),
+    ("aiohttp client", "aiohttp/client"),
+    ("aiohttp connector", "aiohttp/connector"),
+    ("aiohttp streams/parsing", "aiohttp/"),
+    ("yarl/multidict", "yarl/"),
+    ("yarl/multidict", "multidict/"),
+    ("ssl", "ssl.py"),
+    ("asyncio event loop", "asyncio/"),
+    ("crawler.store", "crawler/store.py"),
+    ("crawler.manifest", "crawler/manifest.py"),
+    ("crawler.http", "crawler/http.py"),
+    ("crawler.registry", "crawler/registry.py"),
+    ("crawler.github", "crawler/github.py"),
+    ("crawler.worker", "crawler/worker.py"),
+    ("crawler.sync", "crawler/sync.py"),
+    ("crawler (other)", "crawler/"),
+)
+
+
+def _frame_file(frame: str) -> str:
+    # py-spy raw frames look like "function (path/to/file.py:123)"
+    inner = frame.rsplit("(", 1)[-1].rstrip(")")
+    return inner.rsplit(":", 1)[0]
+
+
+def summarize_profile(raw: str, *, seconds: float = 0.0, rate: int = 100, top: int = 15) -> dict:
+    """py-spy ``--format raw`` (``frame;frame;… count`` per line, root first) → where the time goes.
+
+    ``self`` counts samples by leaf function; ``groups`` by the first frame
+    from the leaf up that belongs to a known library or crawler module; ``own``
+    counts, per crawler function, samples with it anywhere on the stack.
+    With ``--gil`` only GIL-holding samples are recorded, so
+    ``samples / (seconds * rate)`` is how busy the interpreter was.
+    """
+    self_time: Counter = Counter()
+    groups: Counter = Counter()
+    inclusive: Counter = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [f for f in stack.split(";") if f]
+        if not frames:
+            continue
+        total += n
+        self_time[frames[-1]] += n
+        label = "other"
+        for frame in reversed(frames):
+            path = _frame_file(frame)
+            hit = next((g for g, needle in GROUPS if needle in path), None)
+            if hit:
+                label = hit
+                break
+        groups[label] += n
+        for frame in set(frames):
+            if "crawler/" in _frame_file(frame):
+                inclusive[frame] += n
+    def share(counter: Counter) -> list[tuple[str, int, float]]:
+        return [(k, v, round(100 * v / total, 1)) for k, v in counter.most_common(top)] if total else []
+    return {
+        "samples": total,
+        "busy": round(total / (seconds * rate), 3) if seconds else None,
+        "groups": share(groups),
+        "self": share(self_time),
+        "crawler_inclusive": share(inclusive),
+    }
+
+
+# -- skopeo, the way users script it -----------------------------------------------------------
+
+SKOPEO_SCRIPT = r"""#!/usr/bin/env bash
+# What users script today: list each repository's tags, then inspect every tag.
+# usage: skopeo-loop PARALLEL HOST AUTHFILE REPOS OUTDIR
+set -euo pipefail
+P=$1 HOST=$2 AUTH=$3 REPOS=$4 OUT=$5
+xargs -P "$P" -I{} sh -c 'skopeo list-tags --tls-verify=false --authfile "$1" "docker://$2/$3" > "$4/$(printf %s "$3" | tr / _).json"' _ "$AUTH" "$HOST" {} "$OUT" < "$REPOS"
+for f in "$OUT"/*.json; do
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("\n".join(d["Repository"].split("/",1)[1]+":"+t for t in d["Tags"]))' "$f"
+done > "$OUT/refs"
+xargs -P "$P" -I{} sh -c 'skopeo inspect --raw --tls-verify=false --authfile "$1" "docker://$2/$3" > /dev/null' _ "$AUTH" "$HOST" {} < "$OUT/refs"
+wc -l < "$OUT/refs"
+"""
+
+
+@dataclass
+class Loop:
+    name: str
+    wall_s: float
+    requests: int
+    by_kind: dict
+    refs: int
+    exit_code: int
+    cpu_s: float = 0.0
+
+
+def skopeo_loop(world: RemoteWorld, work: Path, repositories: list[str], parallel: int) -> Loop:
+    name = f"skopeo-P{parallel}"
+    out = work / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    host = world.info["registry_url"].removeprefix("http://")
+    auth = work / "skopeo-auth.json"
+    secret = base64.b64encode(f"bench:{world.info['token']}".encode()).decode()
+    fd = os.open(auth, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"auths": {host: {"auth": secret}}}, f)
+    script = work / "skopeo-loop.sh"
+    script.write_text(SKOPEO_SCRIPT)
+    repos = out / "repos"
+    repos.write_text("\n".join(repositories) + "\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work)}
+    world.call("stats")
+    cpu_before = os.times()
+    started = time.perf_counter()
+    proc = subprocess.Popen(["bash", str(script), str(parallel), host, str(auth), str(repos), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - started
+    usage = os.times()
+    after = world.call("stats")
+    refs = int(stdout.strip().splitlines()[-1]) if proc.returncode == 0 and stdout.strip() else 0
+    if proc.returncode != 0:
+        print(f"bench: {name} failed ({proc.returncode}): {stderr[-500:]}", file=sys.stderr)
+    cpu = (usage.children_user + usage.children_system) - (cpu_before.children_user + cpu_before.children_system)
+    return Loop(name, round(wall, 2), after["requests"], after["by_kind"], refs, proc.returncode, round(cpu, 2))
+
+
+# -- the writer alone ---------------------------------------------------------------------------
+
+
+def writer_bench(work: Path, packages: int, tags_per_package: int) -> dict:
+    """``Store.apply_package`` alone, with synthetic results built from real manifest bytes.
+
+    ``cold``: every tag a new image (manifest, config, labels, layers), as in a
+    cold sync. ``tags``: the same packages again with every tag renamed and the
+    content already stored (tag rows and package digests only), as in an
+    incremental run of a package with many tags.
+    """
+    from crawler.manifest import parse_config, parse_manifest
+    from crawler.model import PackageRef, PackageResult, VersionEntry
+    from crawler.sandbox import content as c
+    from crawler.store import Store
+
+    def result(p: int, prefix: str, content: bool) -> PackageResult:
+        name = f"w-{p:05d}"
+        ref = PackageRef(owner="writer", name=name, repository_path=f"writer/{name}", discovery="rest",
+                         visibility="public", updated_at=f"2024-01-01T00:00:0{len(prefix)}Z",
+                         version_count=tags_per_package)
+        manifests, configs, versions, tags = [], [], [], {}
+        base = c.Blob(c.OCI_LAYER, f"base-{p}".encode())
+        for t in range(tags_per_package):
+            labels = {c.LABEL_SOURCE: f"https://github.com/writer/{name}", c.LABEL_REVISION: f"{p:08x}{t:032x}",
+                      c.LABEL_CREATED: "2024-01-01T00:00:00Z"}
+            config = c.image_config(c.Platform("linux", "amd64"), labels=labels, created="2024-01-01T00:00:00Z",
+                                    diff_ids=[base.digest], media_type=c.OCI_CONFIG)
+            raw = c.image_manifest(c.OCI_MANIFEST, config, [base, c.Blob(c.OCI_LAYER, f"{p}-{t}".encode())])
+            digest = c.sha256(raw)
+            if content:
+                manifests.append(parse_manifest(raw, digest=digest))
+                configs.append(parse_config(config.data, digest=config.digest))
+            tag = f"{prefix}{t}"
+            versions.append(VersionEntry(digest, (tag,), p * 100_000 + t, "2024-01-01T00:00:00Z",
+                                         "2024-01-01T00:00:00Z"))
+            tags[tag] = digest
+        return PackageResult(ref=ref, versions=versions, tags=tags, manifests=manifests, configs=configs)
+
+    cold = [result(p, "1.", True) for p in range(packages)]
+    retag = [result(p, "2.", False) for p in range(packages)]
+
+    async def go() -> dict:
+        db = work / "writer.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        store = await Store.open(db)
+        out = {}
+        try:
+            owner_id = await store.ensure_owner("bench.invalid", "writer", "org", "rest")
+            for name, batch in (("cold", cold), ("tags", retag)):
+                started = time.perf_counter()
+                for r in batch:
+                    await store.apply_package(owner_id, r)
+                seconds = time.perf_counter() - started
+                rows = packages * tags_per_package
+                out[name] = {"packages": packages, "tag_rows": rows, "seconds": round(seconds, 3),
+                             "tag_rows_per_s": round(rows / seconds)}
+        finally:
+            await store.close()
+        return out
+
+    return asyncio.run(go())
+
+
+# -- targets and the report -------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    ok: bool
+    detail: str
+
+
+def targets(r: dict, a) -> list[Target]:
+    out: list[Target] = []
+    scen = r["scenarios"]
+    worst = max(scen.values(), key=lambda s: s["requests"] / s["lower_bound"] if s["lower_bound"] else 99)
+    parts = ", ".join(f"{k} {s['requests']}/{s['lower_bound']}" for k, s in scen.items())
+    ok = all(s["lower_bound"] and s["requests"] <= 1.05 * s["lower_bound"] for s in scen.values())
+    out.append(Target("requests <= 1.05 x lower bound, every scenario", ok, parts))
+    noop = scen["noop"]
+    only_discovery = set(noop["by_kind"]) <= {"discovery"}
+    all_304 = noop["not_modified"] == noop["requests"]
+    out.append(Target(f"no-op: only discovery pages, all 304, < 2 s wall at {a.latency_ms:g} ms",
+                      only_discovery and all_304 and noop["wall_s"] < 2.0,
+                      f"kinds {noop['by_kind']}, {noop['not_modified']}/{noop['requests']} 304, "
+                      f"wall {noop['wall_s']:.2f} s"))
+    cold = scen["cold"]
+    bound = a.concurrency * 1000 / a.latency_ms if a.latency_ms else float("inf")
+    rate = cold["requests"] / cold["engine_s"] if cold["engine_s"] else 0
+    cpu_share = cold["cpu_s"] / cold["engine_s"] if cold["engine_s"] else 0
+    cpu_bound = cpu_share >= 0.85
+    ok = rate >= 0.7 * bound
+    note = f"{rate:.0f} req/s = {100 * rate / bound:.0f} % of {a.concurrency} / {a.latency_ms:g} ms = {bound:.0f} req/s"
+    note += f"; crawler CPU {100 * cpu_share:.0f} % of a core"
+    if not ok and cpu_bound:
+        note += " (CPU-bound: see the profile)"
+    out.append(Target("cold: >= 70 % of concurrency x RTT bound (or CPU-bound, profiled)", ok or cpu_bound, note))
+    side = r.get("side_by_side")
+    if side:
+        ours = side["ours_cold"]
+        xargs = side["skopeo_P8"]
+        speed = xargs["wall_s"] / ours["wall_s"] if ours["wall_s"] else 0
+        out.append(Target(">= 30x faster than skopeo with xargs -P 8 (sample)", speed >= 30,
+                          f"{xargs['wall_s']:.1f} s vs {ours['wall_s']:.2f} s = {speed:.1f}x"))
+        reg = side["registry_cold"]
+        fewer = reg["requests"] / ours["requests"] if ours["requests"] else 0
+        warm = side["registry_noop"]["requests"] / max(1, side["ours_noop"]["requests"])
+        out.append(Target(">= 5x fewer requests than the registry-only way (sample, cold)", fewer >= 5,
+                          f"cold {reg['requests']} vs {ours['requests']} = {fewer:.2f}x; "
+                          f"no-op {side['registry_noop']['requests']} vs {side['ours_noop']['requests']} = {warm:.0f}x"))
+    rss = max(s["peak_rss_mb"] for s in scen.values())
+    out.append(Target("peak RSS <= 150 MB", rss <= 150, f"max {rss:.0f} MB"))
+    small = r.get("small_cold")
+    if small:
+        growth = cold["peak_rss_mb"] / small["peak_rss_mb"] - 1
+        out.append(Target("RSS grows < 30 % from the 100- to the 1,000-package org", growth < 0.30,
+                          f"{small['peak_rss_mb']:.0f} MB -> {cold['peak_rss_mb']:.0f} MB = {100 * growth:+.0f} %"))
+    w = r["writer"]
+    out.append(Target("writer >= 20,000 tag rows/s (new image per tag, as in a cold sync)",
+                      w["cold"]["tag_rows_per_s"] >= 20_000,
+                      f"{w['cold']['tag_rows_per_s']:,} tag rows/s ({w['cold']['tag_rows']:,} tags, each with "
+                      f"its manifest, config, labels, layers)"))
+    out.append(Target("writer >= 20,000 tag rows/s (tags only, content stored)", w["tags"]["tag_rows_per_s"] >= 20_000,
+                      f"{w['tags']['tag_rows_per_s']:,} tag rows/s ({w['tags']['tag_rows']:,} tags moved)"))
+    return out
+
+
+def _kinds(by_kind: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(by_kind.items()))
+
+
+def table(r: dict) -> str:
+    head = ("| scenario | requests (by kind) | 304 | lower bound | req/LB | world saw | wall s | engine s "
+            "| req/s | images | images/s | CPU s (crawler/world/registry) | peak RSS MB | DB MB |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    rows = list(r["scenarios"].items())
+    if r.get("small_cold"):
+        rows.append(("cold, 100-package org", r["small_cold"]))
+    for name, s in rows:
+        ratio = s["requests"] / s["lower_bound"] if s["lower_bound"] else float("nan")
+        rate = s["requests"] / s["engine_s"] if s["engine_s"] else 0
+        lines.append(
+            f"| {LABELS.get(name, name)} | {s['requests']:,} ({_kinds(s['by_kind'])}) | {s['not_modified']:,} "
+            f"| {s['lower_bound']:,} | {ratio:.3f} | {s['world_requests']:,} | {s['wall_s']:.2f} | {s['engine_s']:.2f} "
+            f"| {rate:,.0f} | {s['images']:,} | {s['images'] / s['wall_s']:,.0f} "
+            f"| {s['cpu_s']:.1f} / {s['world_cpu_s']:.1f} / {s['registry_cpu_s']:.1f} | {s['peak_rss_mb']:.0f} "
+            f"| {s['db_mb']:.1f} |")
+    return "\n".join(lines)
+
+
+LABELS = {"cold": "1. cold full sync", "noop": "2. no-op incremental", "churn": "3. incremental after 1 % churn",
+          "full": "4. `--full` resync (warm DB)"}
+
+
+def side_table(r: dict) -> str:
+    side = r["side_by_side"]
+    ours = side["ours_cold"]
+    rows = [
+        ("skopeo list-tags + inspect --raw, sequential", side.get("skopeo_P1")),
+        ("skopeo list-tags + inspect --raw, xargs -P 8", side["skopeo_P8"]),
+        ("registry-only way (tags/list + HEAD per tag), cold", side["registry_cold"]),
+        ("registry-only way, no-op", side["registry_noop"]),
+        ("ghcr-inventory, cold", ours),
+        ("ghcr-inventory, no-op", side["ours_noop"]),
+    ]
+    lines = ["| way | wall s | requests (world saw) | by kind | time vs ours (cold) | requests vs ours (cold) |",
+             "|---|---|---|---|---|---|"]
+    for name, s in rows:
+        if s is None:
+            continue
+        req = s.get("world_requests", s.get("requests"))
+        kinds = s.get("world_by_kind", s.get("by_kind", {}))
+        lines.append(f"| {name} | {s['wall_s']:.2f} | {req:,} | {_kinds(kinds)} | {s['wall_s'] / ours['wall_s']:.1f}x "
+                     f"| {req / ours['world_requests']:.2f}x |")
+    return "\n".join(lines)
+
+
+def profile_text(p: dict | None) -> str:
+    if not p:
+        return "(no profile: run with --profile py-spy and py-spy installed)"
+    lines = [f"{p['samples']} samples holding the GIL at 100 Hz"
+             + (f" = the interpreter busy {100 * p['busy']:.0f} % of the wall time" if p.get("busy") else ""), "",
+             "| where (first known frame from the leaf up) | samples | % |", "|---|---|---|"]
+    lines += [f"| {k} | {v} | {pct} |" for k, v, pct in p["groups"]]
+    lines += ["", "| hottest leaf functions | samples | % |", "|---|---|---|"]
+    lines += [f"| `{k}` | {v} | {pct} |" for k, v, pct in p["self"][:12]]
+    lines += ["", "| crawler functions on the stack (inclusive) | samples | % |", "|---|---|---|"]
+    lines += [f"| `{k}` | {v} | {pct} |" for k, v, pct in p["crawler_inclusive"][:12]]
+    return "\n".join(lines)
+
+
+def render_text(r: dict, ts: list[Target]) -> str:
+    out = [f"# ghcr-inventory benchmark — {r['when']}", "", r["machine"], "", "## Scenarios", table(r), ""]
+    if r.get("side_by_side"):
+        out += [f"## Side by side ({r['args']['sample']}-package sample org)", side_table(r), ""]
+    out += ["## Targets"] + [f"- {'PASS' if t.ok else 'FAIL'}  {t.name}: {t.detail}" for t in ts]
+    out += ["", "## Profile of a cold sync (py-spy --gil)", profile_text(r.get("profile")), ""]
+    return "\n".join(out)
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--state-dir", default=os.environ.get("GHCR_BENCH_DIR", str(Path(tempfile.gettempdir()) / "ghcr-inventory-bench")),
+                   help="where the worlds are built and kept between runs")
+    p.add_argument("--packages", type=int, default=1000)
+    p.add_argument("--small", type=int, default=100, help="the smaller org for the memory-growth comparison (0: skip)")
+    p.add_argument("--sample", type=int, default=50, help="packages of the side-by-side sample (0: skip)")
+    p.add_argument("--giant-tags", type=int, default=2000)
+    p.add_argument("--latency-ms", type=float, default=20.0)
+    p.add_argument("--connect-latency-ms", type=float, default=None, help="default: --latency-ms")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--churn", type=float, default=0.01)
+    p.add_argument("--skopeo-sequential", choices=("yes", "no"), default="yes")
+    p.add_argument("--profile", choices=("py-spy", "none"), default="py-spy")
+    p.add_argument("--writer-packages", type=int, default=200)
+    p.add_argument("--writer-tags", type=int, default=100)
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--docs", metavar="PATH", help="write the markdown report (docs/benchmarks.md)")
+    a = p.parse_args(argv)
+    if a.connect_latency_ms is None:
+        a.connect_latency_ms = a.latency_ms
+    if a.profile == "py-spy" and py_spy() is None:
+        print("bench: py-spy not found (pip install -e '.[bench]'); no profile", file=sys.stderr)
+        a.profile = "none"
+    state = Path(a.state_dir)
+    work = state / "runs"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "args": vars(a),
+                     "machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
+
+    def say(text: str) -> None:
+        print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    world_dir = state / f"org{a.packages}-s{a.sample}-g{a.giant_tags}"
+    say(f"world: {a.packages} packages + {a.sample}-package sample in {world_dir} (built once, then reused)")
+    with RemoteWorld(world_dir, packages=a.packages, sample=a.sample, latency_ms=a.latency_ms,
+                     connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags) as world:
+        info = world.info
+        results["world"] = {"build_seconds": info["build_seconds"], "built": info["built"], "counts": info["counts"]}
+        say(f"world ready: {'built' if info['built'] else 'reused'} in {info['build_seconds']} s; {info['counts']}")
+        owner = info["owners"][0]
+        db = work / "bench.db"
+        scen: dict[str, dict] = {}
+
+        def crawl(name: str, **kw) -> Run:
+            run = run_crawler(world, work, name, kw.pop("db", db), kw.pop("owner", owner),
+                              concurrency=a.concurrency, **kw)
+            say(f"{name}: {run.status}, {run.requests} requests (LB {run.lower_bound}, world saw "
+                f"{run.world_requests}), {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
+            return run
+
+        scen["cold"] = asdict(crawl("cold"))
+        scen["noop"] = asdict(crawl("noop"))
+        results["churn"] = world.call("churn", fraction=a.churn)["churn"]
+        say(f"churn: {results['churn']}")
+        scen["churn"] = asdict(crawl("churn"))
+        scen["full"] = asdict(crawl("full", full=True))
+        results["scenarios"] = scen
+        if a.sample:
+            side: dict = {}
+            sdb, rdb = work / "sample-ours.db", work / "sample-registry.db"
+            side["ours_cold"] = asdict(crawl("sample-ours-cold", db=sdb, owner=SAMPLE_OWNER))
+            side["ours_noop"] = asdict(crawl("sample-ours-noop", db=sdb, owner=SAMPLE_OWNER))
+            side["registry_cold"] = asdict(crawl("sample-registry-cold", db=rdb, owner=SAMPLE_OWNER,
+                                                 tag_source="registry"))
+            side["registry_noop"] = asdict(crawl("sample-registry-noop", db=rdb, owner=SAMPLE_OWNER,
+                                                 tag_source="registry"))
+            repos = [f"{SAMPLE_OWNER}/{name}" for name in sample_names(sdb)]
+            for parallel in ((1, 8) if a.skopeo_sequential == "yes" else (8,)):
+                loop = skopeo_loop(world, work, repos, parallel)
+                side[f"skopeo_P{parallel}"] = asdict(loop)
+                say(f"{loop.name}: {loop.refs} tags inspected, {loop.requests} requests, {loop.wall_s:.1f} s")
+            results["side_by_side"] = side
+        if a.profile == "py-spy":
+            pdb = work / "profile.db"
+            prof = crawl("profile-cold", db=pdb, profile=work / "cold.pyspy.txt")
+            results["profile"] = prof.profile
+            results["profile_run"] = {k: v for k, v in asdict(prof).items() if k != "profile"}
+    if a.small:
+        small_dir = state / f"org{a.small}-s0-g{a.giant_tags}"
+        say(f"world: {a.small} packages in {small_dir}")
+        with RemoteWorld(small_dir, packages=a.small, sample=0, latency_ms=a.latency_ms,
+                         connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags) as world:
+            results["small_world"] = {"counts": world.info["counts"], "build_seconds": world.info["build_seconds"]}
+            run = run_crawler(world, work, "small-cold", work / "small.db", world.info["owners"][0],
+                              concurrency=a.concurrency)
+            say(f"small-cold: {run.requests} requests, {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
+            results["small_cold"] = asdict(run)
+    say(f"writer: {a.writer_packages} packages x {a.writer_tags} tags")
+    results["writer"] = writer_bench(work, a.writer_packages, a.writer_tags)
+    ts = targets(results, a)
+    results["targets"] = [asdict(t) for t in ts]
+    text = render_text(results, ts)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1, default=str))
+    if a.docs:
+        write_docs(Path(a.docs), results, text)
+    failed = [r for r in (results["scenarios"].values()) if r["exit_code"] != 0]
+    return 1 if failed else 0
+
+
+def sample_names(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT DISTINCT package FROM v_packages WHERE deleted_at IS NULL "
+                                           "ORDER BY package")]
+    finally:
+        conn.close()
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, {subprocess.run(['skopeo', '--version'], capture_output=True, text=True).stdout.strip() if shutil.which('skopeo') else 'no skopeo'}")
+
+
+def write_docs(path: Path, results: dict, text: str) -> None:
+    marker = "<!-- bench:results -->"
+    current = path.read_text() if path.exists() else ""
+    head = current.split(marker)[0] if marker in current else current
+    path.write_text(head.rstrip() + f"\n\n{marker}\n" + text.split("\n", 1)[1] + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

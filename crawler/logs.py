@@ -51,6 +51,20 @@ class _ConsoleStream:
         self.stream.flush()
 
 
+class _Stderr:
+    """sys.stderr looked up at each write, so a logger configured once keeps
+    working when the process (or a test harness) swaps the stream."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def wants_console(fmt: str, stream: IO[str]) -> bool:
     if fmt == "auto":
         return bool(getattr(stream, "isatty", lambda: False)())
@@ -60,7 +74,7 @@ def wants_console(fmt: str, stream: IO[str]) -> bool:
 def configure(fmt: str = "auto", level: str | None = None, stream: IO[str] | None = None,
               progress: "ProgressLine | None" = None) -> bool:
     """Configure structlog once; returns True when rendering for a person."""
-    stream = stream or sys.stderr
+    stream = stream or _Stderr()
     console = wants_console(fmt, stream)
     # A person sees warnings and the progress line; a timer's journal gets info.
     threshold = LEVELS[level] if level else (logging.WARNING if console else logging.INFO)
@@ -84,7 +98,7 @@ class ProgressLine:
     """`packages 12/50 · requests 340 · 304s 12 · failed 1` on one line."""
 
     def __init__(self, stream: IO[str] | None = None, interval_s: float = 0.1) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = stream or _Stderr()
         self.interval_s = interval_s
         self._last = 0.0
         self._shown = False

@@ -43,6 +43,10 @@ STOP_GRACE_S = 2.0          # in-flight packages may finish within this, then ro
 UNREACHABLE_STREAK = 8      # consecutive packages failing to connect: the service is down
 
 
+class RunTimeout(UnreachableError):
+    """crawl.run_timeout_s elapsed: the run stops like an interruption (exit 4)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SyncOptions:
     full: bool = False
@@ -225,7 +229,8 @@ class Engine:
                 await asyncio.gather(main, return_exceptions=True)
             if stopper in done:
                 raise InterruptedRun("stopped by a signal; packages in flight were rolled back")
-            raise UnreachableError(f"the run exceeded crawl.run_timeout_s={timeout:g}s")
+            raise RunTimeout(f"the run exceeded crawl.run_timeout_s={timeout:g}s; what was done is "
+                             f"committed, the next run continues")
         finally:
             stopper.cancel()
 
@@ -393,7 +398,7 @@ class Engine:
         s = self.summary
         if isinstance(exc, RateLimitedError):
             s.status = "rate_limited"
-        elif isinstance(exc, (InterruptedRun, asyncio.CancelledError)):
+        elif isinstance(exc, (InterruptedRun, RunTimeout, asyncio.CancelledError)):
             s.status = "interrupted"
         else:
             s.status = "failed"

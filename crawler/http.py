@@ -125,6 +125,11 @@ class HttpClient:
             connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=min(self.timeout_s, 10)),
             headers={"User-Agent": self.user_agent})
+        # aiohttp silently retries an idempotent request once when a reused
+        # connection was reset; our policy retries, paces and counts every
+        # fault instead, so switch its private retry off (harmless if renamed).
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -115,10 +115,13 @@ class RegistryClient:
                 self._warned_realm = True
                 log.warning("untrusted_token_realm", realm_host=urlsplit(self.realm).netloc,
                             hint="credentials not sent; add the host to registry.auth_hosts if it is yours")
+        where = f"token endpoint {urlsplit(self.realm).netloc} (scope {scope})"
+        return await refetch_bad_bodies(lambda: self._token_once(url, auth, where), self.http.counters, where)
+
+    async def _token_once(self, url: str, auth: str | None, where: str) -> _Token:
         self.token_fetches += 1
         resp = await self.http.request("GET", url, kind="token", auth=auth, auth_origin=self.realm,
                                        max_bytes=1024 * 1024)
-        where = f"token endpoint {urlsplit(self.realm).netloc} (scope {scope})"
         if resp.status == 401 and auth:
             raise AuthError(f"the registry's token endpoint rejected the credentials (HTTP 401"
                             f"{_detail(resp)}); check the token and its read:packages scope", where=where)
@@ -202,16 +205,20 @@ class RegistryClient:
         """All tags of a repository, following `Link` (distribution spec
         "Listing Tags"); invalid tag names are skipped with a warning."""
         path = f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}"
+        where = f"{self.host}/v2/{repo}/tags/list"
         tags: list[str] = []
         seen_pages = set()
-        for _ in range(MAX_TAG_PAGES):
+
+        async def page_once(path: str):
             resp = await self.request("GET", path, kind="tags", scope=_pull(repo), max_bytes=MAX_TAGS_BODY)
-            where = f"{self.host}/v2/{repo}/tags/list"
             _expect(resp, where, what=f"repository {repo}")
-            page = _json_object(resp.body, where)
-            names = page.get("tags") or []
+            names = _json_object(resp.body, where).get("tags") or []
             if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
                 raise ParseError("'tags' is not a list of strings", where=where)
+            return resp, names
+
+        for _ in range(MAX_TAG_PAGES):
+            resp, names = await self._verified(lambda: page_once(path), where)
             for name in names:
                 if is_valid_tag(name):
                     tags.append(name)
@@ -226,12 +233,13 @@ class RegistryClient:
 
     async def catalog(self, *, page_size: int = 1000) -> list[str]:
         path = f"/v2/_catalog?{urlencode({'n': page_size})}"
+        where = f"{self.host}/v2/_catalog"
         repos: list[str] = []
         seen = set()
-        while True:
+
+        async def page_once(path: str):
             resp = await self.request("GET", path, kind="catalog", scope="registry:catalog:*",
                                       max_bytes=MAX_TAGS_BODY)
-            where = f"{self.host}/v2/_catalog"
             if resp.status == 404:
                 raise NotFoundError("this registry has no catalog API (ghcr.io has none: use "
                                     "discovery = \"rest\" or \"static\")", where=where)
@@ -239,6 +247,10 @@ class RegistryClient:
             names = _json_object(resp.body, where).get("repositories") or []
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise ParseError("'repositories' is not a list of strings", where=where)
+            return resp, names
+
+        while True:
+            resp, names = await self._verified(lambda: page_once(path), where)
             repos.extend(names)
             nxt = parse_link(resp.header("Link"), resp.url).get("next")
             if not nxt or nxt in seen:

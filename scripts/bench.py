@@ -19,8 +19,8 @@ inspect --raw`` per tag (sequential, and ``xargs -P 8``), the registry-only
 way (this crawler with ``crawl.tag_source = "registry"``), and this crawler.
 
 Also: the cold sync of a 100-package world (memory growth), the writer alone
-(``Store.apply_package`` with synthetic results), and a py-spy profile of a
-cold sync. Targets print PASS/FAIL; a miss is a finding, not an error (the
+(``Store.apply_package`` with synthetic results), and a py-spy profile of the
+cold sync (sampled from outside at 100 Hz, ``--nonblocking``). Targets print PASS/FAIL; a miss is a finding, not an error (the
 exit code is 0 unless something could not run).
 
 The world is built once into ``--state-dir`` and reused by later runs.
@@ -80,6 +80,7 @@ class Run:
     world_cpu_s: float = 0.0            # the world process (proxies, emulator, CDN)
     registry_cpu_s: float = 0.0         # docker-registry
     db_mb: float = 0.0
+    load: tuple = ()                    # 1-minute load average before and after (other work on the machine)
     profile: dict | None = None
 
     @property
@@ -146,6 +147,7 @@ def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: 
         argv[0:1] = [sys.executable, "-m", "crawler"]
     env = {**os.environ, TOKEN_ENV: world.info["token"]}
     before = world.call("stats")  # forget what the fronts saw so far
+    load_before = os.getloadavg()[0]
     log = open(work / f"{scenario}.log", "wb")
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
@@ -173,7 +175,7 @@ def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: 
         peak_rss_mb=round(usage.ru_maxrss / 1024, 1), cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
         world_cpu_s=round(after["world_cpu_s"] - before["world_cpu_s"], 2),
         registry_cpu_s=round(after["registry_cpu_s"] - before["registry_cpu_s"], 2),
-        db_mb=round(db_size(db) / MB, 1),
+        db_mb=round(db_size(db) / MB, 1), load=(round(load_before, 1), round(os.getloadavg()[0], 1)),
     )
     if profile is not None and profile.exists():
         run.profile = summarize_profile(profile.read_text(), seconds=run.wall_s, rate=100)
@@ -221,14 +223,17 @@ def summarize_profile(raw: str, *, seconds: float = 0.0, rate: int = 100, top: i
     """py-spy ``--format raw`` (``frame;frame;… count`` per line, root first) → where the time goes.
 
     ``self`` counts samples by leaf function; ``groups`` by the first frame
-    from the leaf up that belongs to a known library or crawler module; ``own``
-    counts, per crawler function, samples with it anywhere on the stack.
+    from the leaf up that belongs to a known library or crawler module;
+    ``crawler_inclusive`` counts, per crawler line, samples with it anywhere
+    on the stack, ``crawler_deepest`` the innermost crawler line of each
+    sample (the crawler code that led to the time spent below it).
     With ``--gil`` only GIL-holding samples are recorded, so
     ``samples / (seconds * rate)`` is how busy the interpreter was.
     """
     self_time: Counter = Counter()
     groups: Counter = Counter()
     inclusive: Counter = Counter()
+    deepest: Counter = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -251,6 +256,7 @@ def summarize_profile(raw: str, *, seconds: float = 0.0, rate: int = 100, top: i
         for frame in set(frames):
             if "crawler/" in _frame_file(frame):
                 inclusive[frame] += n
+        deepest[next((f for f in reversed(frames) if "crawler/" in _frame_file(f)), "(no crawler frame)")] += n
     def share(counter: Counter) -> list[tuple[str, int, float]]:
         return [(k, v, round(100 * v / total, 1)) for k, v in counter.most_common(top)] if total else []
     return {
@@ -259,6 +265,7 @@ def summarize_profile(raw: str, *, seconds: float = 0.0, rate: int = 100, top: i
         "groups": share(groups),
         "self": share(self_time),
         "crawler_inclusive": share(inclusive),
+        "crawler_deepest": share(deepest),
     }
 
 
@@ -417,7 +424,12 @@ def targets(r: dict, a) -> list[Target]:
     cpu_bound = cpu_share >= 0.85
     ok = rate >= 0.7 * bound
     note = f"{rate:.0f} req/s = {100 * rate / bound:.0f} % of {a.concurrency} / {a.latency_ms:g} ms = {bound:.0f} req/s"
-    note += f"; crawler CPU {100 * cpu_share:.0f} % of a core"
+    per_request = 1000 * cold["cpu_s"] / cold["requests"] if cold["requests"] else 0
+    world_per_request = 1000 * (cold["world_cpu_s"] + cold["registry_cpu_s"]) / cold["requests"] if cold["requests"] else 0
+    note += (f"; crawler CPU {100 * cpu_share:.0f} % of a core, {per_request:.2f} ms a request (its own ceiling "
+             f"on one free core: {1000 / per_request if per_request else 0:,.0f} req/s); the world "
+             f"{world_per_request:.2f} ms a request; load average {cold['load'][0]}-{cold['load'][1]} "
+             f"on {os.cpu_count()} cores")
     if not ok and cpu_bound:
         note += " (CPU-bound: see the profile)"
     out.append(Target("cold: >= 70 % of concurrency x RTT bound (or CPU-bound, profiled)", ok or cpu_bound, note))
@@ -457,7 +469,7 @@ def _kinds(by_kind: dict) -> str:
 
 def table(r: dict) -> str:
     head = ("| scenario | requests (by kind) | 304 | lower bound | req/LB | world saw | wall s | engine s "
-            "| req/s | images | images/s | CPU s (crawler/world/registry) | peak RSS MB | DB MB |")
+            "| req/s | images | images/s | CPU s (crawler/world/registry) | peak RSS MB | DB MB | load avg |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     rows = list(r["scenarios"].items())
     if r.get("small_cold"):
@@ -470,7 +482,7 @@ def table(r: dict) -> str:
             f"| {s['lower_bound']:,} | {ratio:.3f} | {s['world_requests']:,} | {s['wall_s']:.2f} | {s['engine_s']:.2f} "
             f"| {rate:,.0f} | {s['images']:,} | {s['images'] / s['wall_s']:,.0f} "
             f"| {s['cpu_s']:.1f} / {s['world_cpu_s']:.1f} / {s['registry_cpu_s']:.1f} | {s['peak_rss_mb']:.0f} "
-            f"| {s['db_mb']:.1f} |")
+            f"| {s['db_mb']:.1f} | {'-'.join(str(x) for x in s.get('load') or ())} |")
     return "\n".join(lines)
 
 
@@ -510,7 +522,9 @@ def profile_text(p: dict | None) -> str:
     lines += [f"| {k} | {v} | {pct} |" for k, v, pct in p["groups"]]
     lines += ["", "| hottest leaf functions | samples | % |", "|---|---|---|"]
     lines += [f"| `{k}` | {v} | {pct} |" for k, v, pct in p["self"][:12]]
-    lines += ["", "| crawler functions on the stack (inclusive) | samples | % |", "|---|---|---|"]
+    lines += ["", "| innermost crawler line of each sample | samples | % |", "|---|---|---|"]
+    lines += [f"| `{k}` | {v} | {pct} |" for k, v, pct in p.get("crawler_deepest", [])[:12]]
+    lines += ["", "| crawler lines on the stack (inclusive) | samples | % |", "|---|---|---|"]
     lines += [f"| `{k}` | {v} | {pct} |" for k, v, pct in p["crawler_inclusive"][:12]]
     return "\n".join(lines)
 
@@ -535,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--small", type=int, default=100, help="the smaller org for the memory-growth comparison (0: skip)")
     p.add_argument("--sample", type=int, default=50, help="packages of the side-by-side sample (0: skip)")
     p.add_argument("--giant-tags", type=int, default=2000)
+    p.add_argument("--giants", type=int, default=None, help="packages with --giant-tags+ tags (default 0.3 %%)")
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--connect-latency-ms", type=float, default=None, help="default: --latency-ms")
     p.add_argument("--concurrency", type=int, default=32)
@@ -561,10 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"bench: {text}", file=sys.stderr, flush=True)
 
-    world_dir = state / f"org{a.packages}-s{a.sample}-g{a.giant_tags}"
+    world_dir = state / f"org{a.packages}-s{a.sample}-g{a.giant_tags}x{a.giants}"
     say(f"world: {a.packages} packages + {a.sample}-package sample in {world_dir} (built once, then reused)")
     with RemoteWorld(world_dir, packages=a.packages, sample=a.sample, latency_ms=a.latency_ms,
-                     connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags) as world:
+                     connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags, giants=a.giants) as world:
         info = world.info
         results["world"] = {"build_seconds": info["build_seconds"], "built": info["built"], "counts": info["counts"]}
         say(f"world ready: {'built' if info['built'] else 'reused'} in {info['build_seconds']} s; {info['counts']}")
@@ -579,7 +594,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run.world_requests}), {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
             return run
 
-        scen["cold"] = asdict(crawl("cold"))
+        # py-spy samples the cold sync from outside (--nonblocking: the crawler is never paused).
+        spy = work / "cold.pyspy.txt" if a.profile == "py-spy" else None
+        cold = crawl("cold", profile=spy)
+        results["profile"], cold.profile = cold.profile, None
+        scen["cold"] = asdict(cold)
         scen["noop"] = asdict(crawl("noop"))
         results["churn"] = world.call("churn", fraction=a.churn)["churn"]
         say(f"churn: {results['churn']}")
@@ -601,16 +620,11 @@ def main(argv: list[str] | None = None) -> int:
                 side[f"skopeo_P{parallel}"] = asdict(loop)
                 say(f"{loop.name}: {loop.refs} tags inspected, {loop.requests} requests, {loop.wall_s:.1f} s")
             results["side_by_side"] = side
-        if a.profile == "py-spy":
-            pdb = work / "profile.db"
-            prof = crawl("profile-cold", db=pdb, profile=work / "cold.pyspy.txt")
-            results["profile"] = prof.profile
-            results["profile_run"] = {k: v for k, v in asdict(prof).items() if k != "profile"}
     if a.small:
-        small_dir = state / f"org{a.small}-s0-g{a.giant_tags}"
+        small_dir = state / f"org{a.small}-s0-g{a.giant_tags}x{a.giants}"
         say(f"world: {a.small} packages in {small_dir}")
         with RemoteWorld(small_dir, packages=a.small, sample=0, latency_ms=a.latency_ms,
-                         connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags) as world:
+                         connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags, giants=a.giants) as world:
             results["small_world"] = {"counts": world.info["counts"], "build_seconds": world.info["build_seconds"]}
             run = run_crawler(world, work, "small-cold", work / "small.db", world.info["owners"][0],
                               concurrency=a.concurrency)

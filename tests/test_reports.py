@@ -16,7 +16,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import structlog
 
 from crawler import cli
 from crawler.errors import QueryError, UsageError
@@ -26,15 +25,6 @@ from crawler.store import apply_schema, open_readonly
 from tests.sampledb import synced_sample, with_repositories, without_repositories
 
 IMAGE_KINDS = ("index", "image")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """cli.main configures structlog onto the sys.stderr of the moment: under
-    capsys that stream is closed after the test, so put the config back."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 # --- expectations from the sample's records ---------------------------------------

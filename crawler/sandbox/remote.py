@@ -100,6 +100,7 @@ def serve(args) -> int:
         registry_connect_latency_ms=args.connect_latency_ms,
         api_latency_ms=args.latency_ms,
         api_connect_latency_ms=args.connect_latency_ms,
+        registry_log_level="error",
     )
     with world:
         world.call(scale.register, world.state, layout)

@@ -476,8 +476,11 @@ def churn(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleS
     summary["tags_added"] += sum(len(t) for _, _, t in new.versions())
     summary["digests_added"] += len(new.versions())
     gone = pkgs[0]["name"]
-    state.delete_package(spec.owner, gone)
-    summary["package_deleted"] = gone
+    doomed = state.package(spec.owner, gone)
+    summary["tags_deleted_with_package"] = len(doomed.tag_map()) if doomed else 0
+    if doomed is not None:
+        state.delete_package(spec.owner, gone)
+        summary["package_deleted"] = gone
     summary["tags_changed"] = summary["tags_added"] + summary["tags_moved"] + summary["tags_deleted"]
     summary["fraction"] = round(summary["tags_changed"] / total_tags, 4)
     return summary

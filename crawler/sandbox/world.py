@@ -114,6 +114,7 @@ class World:
         api_latency_ms: float = 0.0,
         api_connect_latency_ms: float = 0.0,
         start_timeout_s: float = 30.0,
+        registry_log_level: str = "info",
     ) -> None:
         self._own_dir = base_dir is None
         self.dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="ghcr-world-"))
@@ -123,6 +124,7 @@ class World:
         self.issuer = ISSUER
         self.user = DEFAULT_USER
         self.start_timeout_s = start_timeout_s
+        self.registry_log_level = registry_log_level
         self.state = WorldState(clock)
         self.signer = TokenSigner(issuer=ISSUER, service=SERVICE)
         self.emulator = Emulator(
@@ -176,7 +178,9 @@ class World:
         await self.emulator.start()
         bundle = self.signer.write_bundle(self.dir / "token-signer.pem")
         self.registry = RegistryProcess(
-            self.dir / "registry", auth=TokenAuth(self.emulator.token_url, SERVICE, ISSUER, bundle)
+            self.dir / "registry",
+            auth=TokenAuth(self.emulator.token_url, SERVICE, ISSUER, bundle),
+            log_level=self.registry_log_level,
         )
         await self.registry.start()
         await schema

@@ -1,0 +1,79 @@
+"""scripts/bench.py at tiny scale, so the benchmark cannot rot.
+
+The real run (1,000 packages at 20 ms, minutes) is in docs/benchmarks.md; this
+one builds a 6-package world (one package with 120+ tags) and a 3-package
+one, runs every scenario and the side-by-side comparison once, and checks the
+numbers are consistent with the world that was built.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench  # noqa: E402
+
+
+def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
+    out = tmp_path / "bench.json"
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nhand-written notes stay\n\n<!-- bench:results -->\nold results go\n")
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--state-dir", str(tmp_path / "state"),
+           "--packages", "6", "--giants", "1", "--giant-tags", "120", "--small", "3", "--sample", "2",
+           "--latency-ms", "1", "--concurrency", "8", "--skopeo-sequential", "no", "--profile", "none",
+           "--writer-packages", "4", "--writer-tags", "20", "--json", str(out), "--docs", str(docs)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = json.loads(out.read_text())
+
+    counts = r["world"]["counts"]
+    scen = r["scenarios"]
+    assert list(scen) == ["cold", "noop", "churn", "full"]
+    for name, s in scen.items():
+        assert (s["status"], s["exit_code"], s["packages_failed"]) == ("ok", 0, 0), name
+        assert s["requests"] == s["world_requests"], f"{name}: the crawler's count disagrees with the world's"
+        assert s["lower_bound"] > 0 and s["peak_rss_mb"] > 0 and s["db_mb"] > 0
+    cold, noop, churn, full = (scen[k] for k in ("cold", "noop", "churn", "full"))
+    assert (cold["tags"], cold["images"]) == (counts["bench"]["tags"], counts["bench"]["digests"])
+    assert cold["by_kind"]["versions"] >= 2  # the 120-tag package pages
+    assert noop["by_kind"] == {"discovery": 1} and noop["not_modified"] == 1
+    c = r["churn"]
+    assert churn["packages_changed"] == c["packages_changed"] + 1  # + the new package
+    assert churn["tags"] == cold["tags"] + c["tags_added"] - c["tags_deleted"] - c["tags_deleted_with_package"]
+    assert full["by_kind"]["manifest"] >= full["images"] and full["tags"] == churn["tags"]  # re-verified all
+
+    side = r["side_by_side"]
+    loop = side["skopeo_P8"]
+    assert loop["exit_code"] == 0 and loop["refs"] == counts["sample"]["tags"]
+    assert loop["by_kind"]["manifest_get"] == counts["sample"]["tags"]
+    assert side["ours_cold"]["tags"] == side["registry_cold"]["tags"] == counts["sample"]["tags"]
+    assert side["registry_noop"]["requests"] > side["ours_noop"]["requests"] == 1
+    assert r["small_cold"]["status"] == "ok" and r["small_cold"]["images"] == r["small_world"]["counts"]["bench"]["digests"]
+    assert r["writer"]["cold"]["tag_rows"] == r["writer"]["tags"]["tag_rows"] == 80
+
+    names = [t["name"] for t in r["targets"]]
+    assert len(names) == 9 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert "PASS" in proc.stdout or "FAIL" in proc.stdout
+    text = docs.read_text()
+    assert "hand-written notes stay" in text and "old results go" not in text and "## Targets" in text
+
+
+def test_profile_summary_groups_py_spy_stacks():
+    raw = "\n".join([
+        "main (crawler/cli.py:10);run (asyncio/base_events.py:1);_exchange (crawler/http.py:231);"
+        "request (aiohttp/client.py:500) 30",
+        "main (crawler/cli.py:10);_worker (aiosqlite/core.py:60);execute (sqlite3/x.py:1) 10",
+        "main (crawler/cli.py:10);parse_manifest (crawler/manifest.py:303) 10",
+        "garbage line without a count",
+    ])
+    p = bench.summarize_profile(raw, seconds=1.0, rate=100)
+    assert p["samples"] == 50 and p["busy"] == 0.5
+    assert p["groups"][0] == ("aiohttp client", 30, 60.0)
+    assert dict((k, v) for k, v, _ in p["groups"]) == {"aiohttp client": 30, "sqlite (aiosqlite thread)": 10,
+                                                        "crawler.manifest": 10}
+    assert p["crawler_inclusive"][0] == ("main (crawler/cli.py:10)", 50, 100.0)

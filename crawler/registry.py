@@ -190,6 +190,10 @@ class RegistryClient:
         token = await self._token(scope, refresh=True, stale=token)
         resp = await self._send(method, url, kind, headers, token, max_bytes)
         if resp.status == 401:
+            if self.credentials is None:
+                raise AuthError(f"anonymous pull refused for {scope}: the image is private or does not "
+                                f"exist; configure a token (github.token_env / registry.token_env)",
+                                where=where, fatal=False)
             raise AuthError(f"registry refused the token for {scope}{_detail(resp)}", where=where,
                             fatal=False)
         return resp
@@ -201,9 +205,12 @@ class RegistryClient:
 
     # -- the API --------------------------------------------------------------------
 
-    async def tags(self, repo: str, *, page_size: int = 100) -> list[str]:
+    async def tags(self, repo: str, *, page_size: int = 100, missing_ok: bool = False) -> list[str]:
         """All tags of a repository, following `Link` (distribution spec
-        "Listing Tags"); invalid tag names are skipped with a warning."""
+        "Listing Tags"); invalid tag names are skipped with a warning.
+        `missing_ok`: distribution answers 404 NAME_UNKNOWN for a repository
+        whose tags were all removed; when the catalog listed it, that means
+        "no tags", not "no repository"."""
         path = f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}"
         where = f"{self.host}/v2/{repo}/tags/list"
         tags: list[str] = []
@@ -211,6 +218,8 @@ class RegistryClient:
 
         async def page_once(path: str):
             resp = await self.request("GET", path, kind="tags", scope=_pull(repo), max_bytes=MAX_TAGS_BODY)
+            if resp.status == 404 and missing_ok:
+                return resp, []
             _expect(resp, where, what=f"repository {repo}")
             names = _json_object(resp.body, where).get("tags") or []
             if not isinstance(names, list) or not all(isinstance(t, str) for t in names):

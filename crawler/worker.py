@@ -166,7 +166,7 @@ def _tag_map(versions: list[VersionEntry]) -> dict[str, str]:
 async def _registry_tags(shared: Shared, owner_id: int, ref: PackageRef
                          ) -> tuple[dict[str, str], list[CacheEntry]]:
     reg, repo = shared.registry, ref.repository_path
-    names = await reg.tags(repo)
+    names = await reg.tags(repo, missing_ok=ref.discovery == "catalog")
     shared.economy.listing_pages += max(1, math.ceil(len(names) / 100))
     shared.economy.heads += len(names)
     limit = asyncio.Semaphore(shared.crawl.concurrency)

@@ -405,7 +405,8 @@ def churn(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleS
           fraction: float = 0.01, round_no: int = 1) -> dict:
     """Change about ``fraction`` of the org's tags, add a package and delete one.
 
-    Per chosen package, one of: a new release (new digests, a new version tag,
+    The first giant always gets a new nightly release; the other packages are
+    chosen at random among the ordinary ones. Per chosen package, one of: a new release (new digests, a new version tag,
     ``latest`` moved to it), a rollback (``latest`` moved to the previous
     release), or the oldest version tag deleted. Runs on the world's loop
     (state) while the registry serves (storage has no cache to go stale).
@@ -416,8 +417,10 @@ def churn(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleS
     pkgs = list(layout.packages[spec.owner])
     total_tags = sum(len(t) for p in pkgs for _, _, t in p["versions"])
     target = max(1, round(total_tags * fraction))
-    order = list(range(1, len(pkgs)))  # package 0 is the one deleted below
+    order = list(range(spec.giants, len(pkgs) - 1))  # the last package is deleted below
     rng.shuffle(order)
+    if spec.giants:
+        order.insert(0, 0)  # one nightly build a day: the first giant always gets a release
     summary = {"tags_added": 0, "tags_moved": 0, "tags_deleted": 0, "digests_added": 0,
                "packages_changed": 0, "package_added": None, "package_deleted": None}
     touched = {"repositories": [], "added": []}
@@ -432,7 +435,7 @@ def churn(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleS
         repository = repository_of(spec.owner, p["name"])
         touched["repositories"].append(repository)
         _write_json(_churn_file(directory), touched)  # before the edit: a crash still gets undone
-        roll = rng.random()
+        roll = 0.0 if spec.kind_of(p["index"])[0] else rng.random()
         tag_map = pkg.tag_map()
         tops = [d for d, _, t in p["versions"] if any(not x.startswith("sha256-") for x in t)]
         if roll < 0.5 or len(tops) < 2:
@@ -475,7 +478,7 @@ def churn(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleS
     summary["package_added"] = new_name
     summary["tags_added"] += sum(len(t) for _, _, t in new.versions())
     summary["digests_added"] += len(new.versions())
-    gone = pkgs[0]["name"]
+    gone = pkgs[-1]["name"]  # an ordinary package (the giants come first)
     doomed = state.package(spec.owner, gone)
     summary["tags_deleted_with_package"] = len(doomed.tag_map()) if doomed else 0
     if doomed is not None:

@@ -1,0 +1,80 @@
+"""Issue 3: the other discovery backends end to end — `catalog` on a registry
+that has one, `static` (anonymous for public images), and clear failures where
+the registry cannot serve them."""
+
+import pytest
+
+from tests.support import last_run, rows, run_cli, run_engine, write_config
+
+
+def static_config(world, tmp_path, repos, *, registry=None, token_env="GHCR_NO_SUCH_TOKEN"):
+    lines = ["[database]", f'path = "{tmp_path / "inventory.db"}"', "[github]", f'api_url = "{world.api_url}"',
+             f'token_env = "{token_env}"', "[registry]", f'url = "{registry or world.registry_url}"',
+             "[crawl]", "backoff_base_s = 0.001", "[[owners]]", 'name = "acme"', 'discovery = "static"',
+             "repositories = [" + ", ".join(f'"{r}"' for r in repos) + "]"]
+    path = tmp_path / "static.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_static_discovery_works_anonymously_for_public_images(world, sample, tmp_path, monkeypatch):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    public = sample.role("nested")
+    config = static_config(world, tmp_path, [f"acme/{public.name}"])
+    assert run_cli(config, "sync") == 0
+    db = tmp_path / "inventory.db"
+    got = dict(rows(db, "SELECT tag, digest FROM v_tags WHERE package = ?", (public.name,)))
+    assert got == {t: d for (o, p, t), d in sample.tags.items() if (o, p) == ("acme", public.name)}
+    kinds = json_kinds(db)
+    assert "manifest_head" in kinds and "tags" in kinds and "versions" not in kinds
+
+
+def json_kinds(db):
+    import json
+    return json.loads(last_run(db)["requests_by_kind"])
+
+
+def test_static_discovery_of_a_private_image_needs_a_token(world, sample, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    private = sample.role("private")
+    config = static_config(world, tmp_path, [f"acme/{private.name}"])
+    assert run_cli(config, "sync") == 1
+    message = rows(tmp_path / "inventory.db", "SELECT message FROM run_errors")[0][0]
+    assert "anonymous pull refused" in message and "configure a token" in message
+    # with the token it works
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    config = static_config(world, tmp_path, [f"acme/{private.name}"], token_env="GHCR_SANDBOX_TOKEN")
+    assert run_cli(config, "sync") == 0
+
+
+def test_second_static_run_heads_with_if_none_match(world, sample, tmp_path, monkeypatch):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    public = sample.role("multiarch_oci")
+    config = static_config(world, tmp_path, [f"acme/{public.name}"])
+    assert run_cli(config, "sync") == 0
+    assert run_cli(config, "sync") == 0
+    run = last_run(tmp_path / "inventory.db")
+    kinds = json_kinds(tmp_path / "inventory.db")
+    assert kinds.get("manifest", 0) == 0 and kinds.get("config", 0) == 0
+    assert run["not_modified"] == kinds["manifest_head"] > 0
+
+
+def test_catalog_discovery_on_a_registry_that_has_one(world, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    config = write_config(world, tmp_path, [("acme", "org")], discovery="catalog", direct=True)
+    summary = run_engine(config, world.token)
+    assert summary.exit_code == 0, summary.errors
+    db = tmp_path / "inventory.db"
+    got = {(p, t): d for p, t, d in rows(db, "SELECT package, tag, digest FROM v_tags")}
+    want = {(p, t): d for (o, p, t), d in sample.tags.items() if o == "acme"}
+    assert want.items() <= got.items()
+    assert json_kinds(db)["catalog"] >= 1
+
+
+def test_catalog_discovery_on_ghcr_says_there_is_none(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    config = write_config(world, tmp_path, [("acme", "org")], discovery="catalog")
+    summary = run_engine(config, world.token)
+    assert summary.exit_code == 1
+    message = rows(tmp_path / "inventory.db", "SELECT owner, message FROM run_errors")[0]
+    assert message[0] == "acme" and "no catalog API" in message[1] and 'discovery = "rest"' in message[1]

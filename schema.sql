@@ -57,8 +57,10 @@ CREATE TABLE IF NOT EXISTS manifests (
     size           INTEGER NOT NULL,        -- bytes of the manifest itself
     content_size   INTEGER,                 -- config + layers (compressed); NULL for an index
     config_digest  TEXT,
+    config_size    INTEGER,
     layer_count    INTEGER,
     subject_digest TEXT,
+    predicate_type TEXT,                    -- in-toto predicate type(s) of attestation layers
     created        TEXT,                    -- image created (label, annotation or config)
     source         TEXT,                    -- org.opencontainers.image.source
     revision       TEXT,
@@ -350,7 +352,7 @@ CREATE VIEW v_referrers AS
 SELECT r.subject_digest,
        r.referrer_digest,
        r.kind,
-       COALESCE(r.artifact_type, m.artifact_type) AS artifact_type,
+       COALESCE(r.artifact_type, m.artifact_type, m.predicate_type) AS artifact_type,
        r.via AS via
 FROM referrers r
 LEFT JOIN manifests m ON m.digest = r.referrer_digest;
@@ -452,14 +454,12 @@ FROM sync_runs;
 
 -- v_blobs(manifest_digest, blob_digest, role, size, stored): the config and
 -- layers of every image manifest; role = config | layer; stored = 0 for a
--- foreign layer (it lives on another host). The config's size is what the
--- manifest's content_size (config + layers) leaves after its layers.
+-- foreign layer (it lives on another host).
 CREATE VIEW v_blobs AS
 SELECT m.digest        AS manifest_digest,
        m.config_digest AS blob_digest,
        'config'        AS role,
-       m.content_size - COALESCE(
-         (SELECT SUM(l.size) FROM layers l WHERE l.manifest_digest = m.digest), 0) AS size,
+       m.config_size   AS size,
        1               AS stored
 FROM manifests m
 WHERE m.config_digest IS NOT NULL
@@ -673,8 +673,7 @@ blobs AS (
       FROM orphan x JOIN layers l ON l.manifest_digest = x.digest
     UNION ALL
     SELECT x.owner, x.package, x.digest, m.config_digest, 'config',
-           m.content_size - COALESCE(
-             (SELECT SUM(l.size) FROM layers l WHERE l.manifest_digest = m.digest), 0),
+           m.config_size,
            1
       FROM orphan x JOIN manifests m ON m.digest = x.digest
      WHERE m.config_digest IS NOT NULL
@@ -759,9 +758,7 @@ blobs AS (  -- v_blobs' two halves, read directly (see v_orphan_blobs)
       FROM present pr JOIN layers l ON l.manifest_digest = pr.digest
      WHERE l.urls IS NULL
     UNION
-    SELECT pr.package_id, m.config_digest,
-           m.content_size - COALESCE(
-             (SELECT SUM(l.size) FROM layers l WHERE l.manifest_digest = m.digest), 0)
+    SELECT pr.package_id, m.config_digest, m.config_size
       FROM present pr JOIN manifests m ON m.digest = pr.digest
      WHERE m.config_digest IS NOT NULL
 ),

@@ -82,6 +82,7 @@ class RegistryClient:
         self._token_locks: dict[str, asyncio.Lock] = {}
         self._warned_realm = False
         self._probe_lock = asyncio.Lock()
+        self._referrers_lock = asyncio.Lock()
         self._open_registry = False  # answered without a challenge: no auth needed
         self.token_fetches = 0
 
@@ -315,6 +316,25 @@ class RegistryClient:
             return parse_config(resp.body, digest=digest)
 
         return await self._verified(once, where)
+
+    async def referrers_of(self, repo: str, digest: str) -> list | None:
+        """Descriptors of the manifests that refer to `digest`, from the OCI
+        referrers API; None when the registry has no such API. The first
+        answer decides for the registry and is remembered in the database,
+        so ghcr.io (404) is asked once, ever."""
+        if self.referrers_supported is False:
+            return None
+        async with self._referrers_lock:
+            if self.referrers_supported is None:
+                index = await self.referrers(repo, digest)
+                self.referrers_supported = index is not None
+                if self._save_facts:
+                    await self._save_facts(referrers=int(self.referrers_supported))
+                return list(index.manifests) if index is not None else None
+        if self.referrers_supported is False:
+            return None
+        index = await self.referrers(repo, digest)
+        return list(index.manifests) if index is not None else []
 
     async def referrers(self, repo: str, digest: str) -> ImageIndex | None:
         """The OCI referrers API (distribution-spec v1.1); None when the

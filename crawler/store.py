@@ -147,9 +147,11 @@ def _read_only_authorizer(action, arg1, arg2, _db, _trigger):
 
 MANIFEST_COLUMNS = (
     "digest", "media_type", "kind", "artifact_type", "size", "content_size", "config_digest",
-    "layer_count", "subject_digest", "created", "source", "revision", "description", "licenses",
-    "os", "architecture", "variant", "os_version",
+    "config_size", "layer_count", "subject_digest", "predicate_type", "created", "source", "revision",
+    "description", "licenses", "os", "architecture", "variant", "os_version",
 )
+# The predicate type of an in-toto statement, as buildx and cosign annotate it.
+PREDICATE_ANNOTATIONS = ("in-toto.io/predicate-type", "predicateType")
 
 
 def manifest_row(m: ImageManifest | ImageIndex, config: ImageConfig | None) -> tuple:
@@ -158,13 +160,22 @@ def manifest_row(m: ImageManifest | ImageIndex, config: ImageConfig | None) -> t
     info = image_info(labels, m.annotations, config.created if config else None)
     subject = m.subject.digest if m.subject else None
     if isinstance(m, ImageIndex):
-        return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, None, None, None, subject,
-                info.created, info.source, info.revision, info.description, info.licenses,
+        return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, None, None, None, None, subject,
+                None, info.created, info.source, info.revision, info.description, info.licenses,
                 None, None, None, None)
     return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, m.total_size, m.config.digest,
-            len(m.layers), subject, info.created, info.source, info.revision, info.description,
-            info.licenses, config.os if config else None, config.architecture if config else None,
-            config.variant if config else None, config.os_version if config else None)
+            m.config.size, len(m.layers), subject, predicate_types(m), info.created, info.source,
+            info.revision, info.description, info.licenses, config.os if config else None,
+            config.architecture if config else None, config.variant if config else None,
+            config.os_version if config else None)
+
+
+def predicate_types(m: ImageManifest) -> str | None:
+    """The attestation's predicate type(s), comma-separated (a buildx
+    attestation manifest carries provenance and SBOM statements side by side)."""
+    found = [value for layer in m.layers for key in PREDICATE_ANNOTATIONS
+             if (value := layer.annotation(key))]
+    return ",".join(dict.fromkeys(found)) or None
 
 
 def children_rows(m: ImageIndex) -> list[tuple]:

@@ -41,11 +41,13 @@ class Economy:
     configs: int = 0              # one GET per new config digest
     scopes: int = 0               # one token per repository scope
     graphql: int = 0
+    referrers: int = 0            # OCI referrers API: per new tagged digest, or one probe
+
 
     def total(self, redirects: int = 0) -> int:
         # A registry that redirects blob GETs (ghcr) imposes that extra hop.
         return (self.discovery_pages + self.listing_pages + self.heads + self.manifests
-                + self.configs + self.scopes + self.graphql + redirects)
+                + self.configs + self.scopes + self.graphql + self.referrers + redirects)
 
 
 class Inflight:
@@ -234,6 +236,9 @@ async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], ta
     result.manifests.extend(fetched[d] for d in fetched)
     result.configs.extend(await _configs(shared, repo, list(fetched.values()), touched))
     result.referrers.extend(_content_referrers(fetched.values()))
+    if shared.crawl.referrers:
+        subjects = [d for d, m in fetched.items() if d in tag_of and m.kind in ("image", "index")]
+        result.referrers.extend(await _api_referrers(shared, repo, subjects))
     if fetched or not use_versions_listing(ref, shared.crawl):
         shared.economy.scopes += 1
     return reached
@@ -266,6 +271,33 @@ async def _configs(shared: Shared, repo: str, manifests: list, touched: list[str
 
     await asyncio.gather(*(one(d) for d in wanted))
     return out
+
+
+async def _api_referrers(shared: Shared, repo: str, subjects: list[str]) -> list[Referrer]:
+    """Links from the OCI referrers API, for new tagged images and indexes
+    (where the registry has the API; elsewhere the tag schemes above do)."""
+    out: list[Referrer] = []
+    for subject in subjects:
+        if shared.registry.referrers_supported is False:
+            break
+        descriptors = await shared.registry.referrers_of(repo, subject)
+        shared.economy.referrers += 1
+        for d in descriptors or ():
+            out.append(Referrer(subject, d.digest, artifact_kind(d.artifact_type), d.artifact_type,
+                                "referrers-api"))
+    return out
+
+
+def artifact_kind(artifact_type: str | None) -> str:
+    """signature | attestation | sbom | other, from an artifactType."""
+    t = (artifact_type or "").lower()
+    if any(s in t for s in ("signature", "sigstore.bundle", "cosign")):
+        return "signature"
+    if any(s in t for s in ("in-toto", "dsse", "provenance", "attestation")):
+        return "attestation"
+    if any(s in t for s in ("spdx", "cyclonedx", "syft", "sbom")):
+        return "sbom"
+    return "other"
 
 
 def _referrer_kind(kind: str) -> str:

@@ -78,3 +78,37 @@ def test_catalog_discovery_on_ghcr_says_there_is_none(world, tmp_path, monkeypat
     assert summary.exit_code == 1
     message = rows(tmp_path / "inventory.db", "SELECT owner, message FROM run_errors")[0]
     assert message[0] == "acme" and "no catalog API" in message[1] and 'discovery = "rest"' in message[1]
+
+
+def test_referrers_api_is_used_where_the_registry_has_it(world, fresh_owner, tmp_path, monkeypatch):
+    import orjson
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    img = world.builder.push_image(fresh_owner, "app", tags=["latest"], seed=990)
+    bundle = "sha256:" + "e" * 64
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": bundle, "size": 500,
+         "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}]}
+    world.registry_proxy.inject("status", path=rf"/referrers/{img.digest}", probability=1.0, status=200,
+                                body=orjson.dumps(index),
+                                headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    config = write_config(world, tmp_path, [(fresh_owner, "org")])
+    assert run_cli(config, "sync") == 0
+    db = tmp_path / "inventory.db"
+    assert rows(db, "SELECT subject_digest, referrer_digest, kind, via FROM v_referrers") == [
+        (img.digest, bundle, "signature", "referrers-api")]
+    assert rows(db, "SELECT referrers FROM registry_facts") == [(1,)]
+
+
+def test_a_registry_without_referrers_api_is_asked_once(world, fresh_owner, tmp_path, monkeypatch):
+    import json
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    world.builder.push_image(fresh_owner, "one", tags=["latest"], seed=991)
+    world.builder.push_image(fresh_owner, "two", tags=["latest"], seed=992)
+    config = write_config(world, tmp_path, [(fresh_owner, "org")])
+    assert run_cli(config, "sync") == 0
+    db = tmp_path / "inventory.db"
+    assert json.loads(last_run(db)["requests_by_kind"])["referrers"] == 1
+    assert rows(db, "SELECT referrers FROM registry_facts") == [(0,)]
+    world.builder.push_image(fresh_owner, "three", tags=["latest"], seed=993)
+    assert run_cli(config, "sync") == 0
+    assert "referrers" not in json.loads(last_run(db)["requests_by_kind"])

@@ -479,10 +479,11 @@ class Inventory:
               foreign: bool = False) -> str:
         config = "sha256:c" + digest[8:][:63]
         self.conn.execute(
-            "INSERT INTO manifests (digest, media_type, kind, size, content_size, config_digest, layer_count, "
-            "os, architecture, fetched_at) VALUES (?, 'application/vnd.oci.image.manifest.v1+json', ?, 500, ?, ?, ?, "
-            "?, ?, '2026-01-01T00:00:00Z')",
-            (digest, kind, self.CONFIG_SIZE + sum(s for _, s in layers), config, len(layers), *platform))
+            "INSERT INTO manifests (digest, media_type, kind, size, content_size, config_digest, config_size, "
+            "layer_count, os, architecture, fetched_at) VALUES (?, 'application/vnd.oci.image.manifest.v1+json', ?, "
+            "500, ?, ?, ?, ?, ?, ?, '2026-01-01T00:00:00Z')",
+            (digest, kind, self.CONFIG_SIZE + sum(s for _, s in layers), config, self.CONFIG_SIZE, len(layers),
+             *platform))
         for pos, (layer, size) in enumerate(layers):
             self.conn.execute("INSERT INTO layers VALUES (?, ?, ?, 'application/vnd.oci.image.layer.v1.tar+gzip', ?, ?)",
                               (digest, pos, layer, size, '["https://example.invalid/l"]' if foreign else None))

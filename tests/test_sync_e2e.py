@@ -143,3 +143,11 @@ def test_a_failing_package_is_confined(world, sample, tmp_path, monkeypatch, nam
     assert "package_failed" in err and victim.name in err
     run = last_run(db)
     assert (run["status"], run["exit_code"], run["packages_failed"]) == ("partial", 1, 1)
+
+
+def test_attestations_carry_their_predicate_types(synced):
+    db, _ = synced
+    got = rows(db, "SELECT via, artifact_type FROM v_referrers WHERE kind = 'attestation'")
+    assert {via for via, _ in got} == {"buildx", "cosign-tag"}
+    assert all(t and "https://slsa.dev/provenance" in t for _, t in got)
+    assert any("https://spdx.dev/Document" in t for via, t in got if via == "buildx")

@@ -132,6 +132,8 @@ def cmd_sync(args, *, console: bool, progress) -> int:
     creds = resolve_credentials(config)
     options = SyncOptions(full=args.full, owners=tuple(args.owner), packages=tuple(args.package))
     summary = asyncio.run(_sync_with_signals(config, creds, options, progress))
+    if progress is not None:
+        progress.clear()
     if args.metrics_file:
         from .metrics import write_metrics
         write_metrics(Path(args.metrics_file), summary, config.database.path)

@@ -11,7 +11,8 @@ them, with ``raise X from exc``.
     │   └── QueryError                      bad SQL given to `query`/`report`
     ├── AuthError                  exit 3   401/403: bad or under-scoped token
     ├── UnreachableError           exit 4   the API or registry could not be used
-    │   └── RateLimitedError                waiting would exceed the budget
+    │   ├── RateLimitedError                waiting would exceed the budget
+    │   └── RunTimeout                      crawl.run_timeout_s elapsed
     ├── LockHeldError              exit 75  another sync holds the lock
     ├── InterruptedRun             exit 130 SIGINT/SIGTERM stopped the run
     └── PackageError               exit 1   one package failed; the run goes on
@@ -88,6 +89,10 @@ class RateLimitedError(UnreachableError):
     def __init__(self, message: str, *, where: str | None = None, retry_at: float | None = None) -> None:
         super().__init__(message, where=where)
         self.retry_at = retry_at
+
+
+class RunTimeout(UnreachableError):
+    """crawl.run_timeout_s elapsed: the run stops like an interruption."""
 
 
 class LockHeldError(InventoryError):

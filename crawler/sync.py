@@ -25,7 +25,7 @@ import structlog
 from .config import Config, Credentials, OwnerConfig
 from .discovery import Listing, Scope, discover
 from .errors import (AuthError, InterruptedRun, InventoryError, PackageError, RateLimitedError,
-                     UnreachableError)
+                     RunTimeout, UnreachableError)
 from .enrich import enrich_sources
 from .github import GitHubClient
 from .graphql import GraphQLClient
@@ -41,10 +41,6 @@ log = structlog.get_logger("crawler.sync")
 
 STOP_GRACE_S = 2.0          # in-flight packages may finish within this, then roll back
 UNREACHABLE_STREAK = 8      # consecutive packages failing to connect: the service is down
-
-
-class RunTimeout(UnreachableError):
-    """crawl.run_timeout_s elapsed: the run stops like an interruption (exit 4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +372,7 @@ class Engine:
         s.requests, s.not_modified = c.total, c.not_modified
         s.requests_by_kind = dict(sorted(c.requests.items()))
         s.faults = dict(sorted(c.faults.items()))
-        s.lower_bound = self.economy.total(c.redirects)
+        s.lower_bound = self.economy.total(c.redirects + c.requests["referrers"])
         return dict(requests=s.requests, not_modified=s.not_modified, lower_bound=s.lower_bound,
                     requests_by_kind=orjson.dumps(s.requests_by_kind).decode(),
                     faults=orjson.dumps(s.faults).decode(), packages_seen=s.packages_seen,

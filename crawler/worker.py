@@ -41,13 +41,13 @@ class Economy:
     configs: int = 0              # one GET per new config digest
     scopes: int = 0               # one token per repository scope
     graphql: int = 0
-    referrers: int = 0            # OCI referrers API: per new tagged digest, or one probe
 
-
-    def total(self, redirects: int = 0) -> int:
-        # A registry that redirects blob GETs (ghcr) imposes that extra hop.
+    def total(self, imposed: int = 0) -> int:
+        """`imposed`: requests the registry makes unavoidable — the extra hop
+        of redirected blob GETs (ghcr) and the referrers API queries (one per
+        new tagged digest where it exists; one probe, once, where it does not)."""
         return (self.discovery_pages + self.listing_pages + self.heads + self.manifests
-                + self.configs + self.scopes + self.graphql + self.referrers + redirects)
+                + self.configs + self.scopes + self.graphql + imposed)
 
 
 class Inflight:
@@ -281,7 +281,6 @@ async def _api_referrers(shared: Shared, repo: str, subjects: list[str]) -> list
         if shared.registry.referrers_supported is False:
             break
         descriptors = await shared.registry.referrers_of(repo, subject)
-        shared.economy.referrers += 1
         for d in descriptors or ():
             out.append(Referrer(subject, d.digest, artifact_kind(d.artifact_type), d.artifact_type,
                                 "referrers-api"))

@@ -290,6 +290,15 @@ WITH present AS (
              WHERE mc.child_digest = pd.digest) AS parent_digest
       FROM package_digests pd
      WHERE pd.last_seen IS NULL
+),
+-- An index describes itself through its first image (labels live in image
+-- configs): used where the index has no annotation of its own.
+first_image AS (
+    SELECT mc.parent_digest, mc.child_digest
+      FROM manifest_children mc
+     WHERE mc.position = (SELECT MIN(m2.position) FROM manifest_children m2
+                            JOIN manifests c ON c.digest = m2.child_digest
+                           WHERE m2.parent_digest = mc.parent_digest AND c.kind = 'image')
 )
 SELECT o.name AS owner,
        p.name AS package,
@@ -304,23 +313,11 @@ SELECT o.name AS owner,
        ) AS platform,
        cur.parent_digest,
        m.config_digest,
-       COALESCE(m.created, par.created)         AS created,
-       COALESCE(m.source, par.source,
-         (SELECT c.source FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
-           WHERE mc.parent_digest = m.digest AND c.source IS NOT NULL
-           ORDER BY mc.position LIMIT 1))        AS source,
-       COALESCE(m.revision, par.revision,
-         (SELECT c.revision FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
-           WHERE mc.parent_digest = m.digest AND c.revision IS NOT NULL
-           ORDER BY mc.position LIMIT 1))        AS revision,
-       COALESCE(m.description, par.description,
-         (SELECT c.description FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
-           WHERE mc.parent_digest = m.digest AND c.description IS NOT NULL
-           ORDER BY mc.position LIMIT 1))        AS description,
-       COALESCE(m.licenses, par.licenses,
-         (SELECT c.licenses FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest
-           WHERE mc.parent_digest = m.digest AND c.licenses IS NOT NULL
-           ORDER BY mc.position LIMIT 1))        AS licenses,
+       COALESCE(m.created, par.created, fc.created)             AS created,
+       COALESCE(m.source, par.source, fc.source)                AS source,
+       COALESCE(m.revision, par.revision, fc.revision)          AS revision,
+       COALESCE(m.description, par.description, fc.description) AS description,
+       COALESCE(m.licenses, par.licenses, fc.licenses)          AS licenses,
        CASE WHEN m.kind = 'index'
             THEN (SELECT SUM(c.content_size) FROM manifest_children mc
                     JOIN manifests c ON c.digest = mc.child_digest
@@ -338,7 +335,9 @@ FROM present cur
 JOIN packages p ON p.id = cur.package_id AND p.deleted_at IS NULL
 JOIN owners o ON o.id = p.owner_id
 LEFT JOIN manifests m ON m.digest = cur.digest
-LEFT JOIN manifests par ON par.digest = cur.parent_digest;
+LEFT JOIN manifests par ON par.digest = cur.parent_digest
+LEFT JOIN first_image fi ON fi.parent_digest = cur.digest
+LEFT JOIN manifests fc ON fc.digest = fi.child_digest;
 
 CREATE VIEW v_labels AS
 SELECT m.digest, l.key, l.value

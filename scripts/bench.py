@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -48,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from crawler.sandbox.remote import SAMPLE_OWNER, RemoteWorld  # noqa: E402
+from crawler.sandbox.scale import ScaleSpec  # noqa: E402
 
 TOKEN_ENV = "GHCR_BENCH_TOKEN"
 MB = 1024 * 1024
@@ -81,6 +84,7 @@ class Run:
     registry_cpu_s: float = 0.0         # docker-registry
     db_mb: float = 0.0
     load: tuple = ()                    # 1-minute load average before and after (other work on the machine)
+    rss_timeline: list = field(default_factory=list)  # (seconds, MB) every ~2 % of the run
     profile: dict | None = None
 
     @property
@@ -94,6 +98,28 @@ class Run:
     @property
     def images_per_s(self) -> float:
         return self.images / self.wall_s if self.wall_s else 0.0
+
+
+def _sample_rss(pid: int, started: float, out: list) -> None:
+    """VmRSS of a running process every 0.2 s, until it exits (to tell growth from a peak)."""
+    path = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            text = path.read_text()
+        except OSError:
+            return
+        kb = next((int(l.split()[1]) for l in text.splitlines() if l.startswith("VmRSS:")), None)
+        if kb is None:  # a zombie: exited, not reaped yet
+            return
+        out.append((round(time.perf_counter() - started, 2), round(kb / 1024, 1)))
+        time.sleep(0.2)
+
+
+def _thin(points: list, n: int) -> list:
+    if len(points) <= n:
+        return points
+    step = len(points) / n
+    return [points[int(i * step)] for i in range(n)] + [points[-1]]
 
 
 def config_toml(info: dict, db: Path, owner: str, *, concurrency: int, tag_source: str = "auto") -> str:
@@ -156,8 +182,12 @@ def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: 
         spy = subprocess.Popen([py_spy(), "record", "--pid", str(proc.pid), "--rate", "100", "--nonblocking",
                                 "--gil", "--format", "raw", "--output", str(profile)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    timeline: list[tuple[float, float]] = []
+    sampler = threading.Thread(target=_sample_rss, args=(proc.pid, started, timeline), daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    sampler.join(5)
     proc.returncode = os.waitstatus_to_exitcode(status)
     log.close()
     if spy is not None:
@@ -176,6 +206,7 @@ def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: 
         world_cpu_s=round(after["world_cpu_s"] - before["world_cpu_s"], 2),
         registry_cpu_s=round(after["registry_cpu_s"] - before["registry_cpu_s"], 2),
         db_mb=round(db_size(db) / MB, 1), load=(round(load_before, 1), round(os.getloadavg()[0], 1)),
+        rss_timeline=_thin(timeline, 50),
     )
     if profile is not None and profile.exists():
         run.profile = summarize_profile(profile.read_text(), seconds=run.wall_s, rate=100)
@@ -406,8 +437,12 @@ class Target:
 def targets(r: dict, a) -> list[Target]:
     out: list[Target] = []
     scen = r["scenarios"]
+    counts = r["world"]["counts"][r["world"]["owner"]]
+    plan_lb = plan_lower_bound(counts, scen["cold"]["by_kind"].get("graphql", 0))
     worst = max(scen.values(), key=lambda s: s["requests"] / s["lower_bound"] if s["lower_bound"] else 99)
     parts = ", ".join(f"{k} {s['requests']}/{s['lower_bound']}" for k, s in scen.items())
+    parts += (f" (the cold bound from the world's own plan: {plan_lb:,} = discovery + versions pages + "
+              f"digests + 2 x image configs (GET + CDN hop) + one token per package + GraphQL)")
     ok = all(s["lower_bound"] and s["requests"] <= 1.05 * s["lower_bound"] for s in scen.values())
     out.append(Target("requests <= 1.05 x lower bound, every scenario", ok, parts))
     noop = scen["noop"]
@@ -451,8 +486,12 @@ def targets(r: dict, a) -> list[Target]:
     small = r.get("small_cold")
     if small:
         growth = cold["peak_rss_mb"] / small["peak_rss_mb"] - 1
-        out.append(Target("RSS grows < 30 % from the 100- to the 1,000-package org", growth < 0.30,
-                          f"{small['peak_rss_mb']:.0f} MB -> {cold['peak_rss_mb']:.0f} MB = {100 * growth:+.0f} %"))
+        detail = f"{small['peak_rss_mb']:.0f} MB -> {cold['peak_rss_mb']:.0f} MB = {100 * growth:+.0f} %"
+        same = r.get("small_cold_same_giants")
+        if same:
+            detail += (f"; with the same 2,000+-tag packages in both orgs: {same['peak_rss_mb']:.0f} MB -> "
+                       f"{cold['peak_rss_mb']:.0f} MB = {100 * (cold['peak_rss_mb'] / same['peak_rss_mb'] - 1):+.0f} %")
+        out.append(Target("RSS grows < 30 % from the 100- to the 1,000-package org", growth < 0.30, detail))
     w = r["writer"]
     out.append(Target("writer >= 20,000 tag rows/s (new image per tag, as in a cold sync)",
                       w["cold"]["tag_rows_per_s"] >= 20_000,
@@ -463,17 +502,39 @@ def targets(r: dict, a) -> list[Target]:
     return out
 
 
+def plan_lower_bound(counts: dict, graphql: int = 0) -> int:
+    """A cold sync's fewest requests, from what the world holds (independent of the crawler's count)."""
+    pages = -(-counts["packages"] // 100)
+    return (pages + counts["versions_pages"] + counts["digests"] + 2 * counts["images"] + counts["packages"]
+            + graphql)
+
+
+def rss_quartiles(timeline: list) -> str:
+    if not timeline:
+        return "-"
+    end = timeline[-1][0] or 1
+    picks = []
+    for q in (0.25, 0.5, 0.75, 1.0):
+        point = max((p for p in timeline if p[0] <= q * end), default=timeline[0], key=lambda p: p[0])
+        picks.append(f"{point[1]:.0f}")
+    return " / ".join(picks)
+
+
 def _kinds(by_kind: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(by_kind.items()))
 
 
 def table(r: dict) -> str:
     head = ("| scenario | requests (by kind) | 304 | lower bound | req/LB | world saw | wall s | engine s "
-            "| req/s | images | images/s | CPU s (crawler/world/registry) | peak RSS MB | DB MB | load avg |")
+            "| req/s | images | images/s | CPU s (crawler/world/registry) | peak RSS MB | RSS at 25/50/75/100 % MB "
+            "| DB MB | load avg |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     rows = list(r["scenarios"].items())
-    if r.get("small_cold"):
-        rows.append(("cold, 100-package org", r["small_cold"]))
+    for key, label in (("small_cold", "cold, small org"), ("small_cold_same_giants", "cold, small org, same giants")):
+        if r.get(key):
+            counts = r[key.replace("cold", "world")]["counts"]
+            c = next(iter(counts.values()))
+            rows.append((f"{label} ({c['packages']} packages, {c['tags']:,} tags)", r[key]))
     for name, s in rows:
         ratio = s["requests"] / s["lower_bound"] if s["lower_bound"] else float("nan")
         rate = s["requests"] / s["engine_s"] if s["engine_s"] else 0
@@ -482,7 +543,7 @@ def table(r: dict) -> str:
             f"| {s['lower_bound']:,} | {ratio:.3f} | {s['world_requests']:,} | {s['wall_s']:.2f} | {s['engine_s']:.2f} "
             f"| {rate:,.0f} | {s['images']:,} | {s['images'] / s['wall_s']:,.0f} "
             f"| {s['cpu_s']:.1f} / {s['world_cpu_s']:.1f} / {s['registry_cpu_s']:.1f} | {s['peak_rss_mb']:.0f} "
-            f"| {s['db_mb']:.1f} | {'-'.join(str(x) for x in s.get('load') or ())} |")
+            f"| {rss_quartiles(s.get('rss_timeline') or [])} | {s['db_mb']:.1f} | {'-'.join(str(x) for x in s.get('load') or ())} |")
     return "\n".join(lines)
 
 
@@ -530,7 +591,18 @@ def profile_text(p: dict | None) -> str:
 
 
 def render_text(r: dict, ts: list[Target]) -> str:
-    out = [f"# ghcr-inventory benchmark — {r['when']}", "", r["machine"], "", "## Scenarios", table(r), ""]
+    world = r["world"]
+    out = [f"# ghcr-inventory benchmark — {r['when']}", "",
+           f"{r['machine']}; engine {r['engine_before']}"
+           + (f" -> {r['engine_after']} (changed during the run)" if r.get("engine_after") != r["engine_before"] else ""),
+           "", f"World ({'built' if world['built'] else 'reused'} in {world['build_seconds']} s"
+           + (f", after {world['cleanup_seconds']} s removing an older build" if world.get("cleanup_seconds") else "")
+           + "): "
+           + "; ".join(f"{o}: {c['packages']:,} packages, {c['tags']:,} tags, {c['digests']:,} digests, "
+                       f"{c['images']:,} image configs, largest {c['max_tags']:,} tags"
+                       for o, c in world["counts"].items())
+           + f". Churn: {r.get('churn')}", "",
+           f"Command: `{r['command']}`", "", "## Scenarios", table(r), ""]
     if r.get("side_by_side"):
         out += [f"## Side by side ({r['args']['sample']}-package sample org)", side_table(r), ""]
     out += ["## Targets"] + [f"- {'PASS' if t.ok else 'FAIL'}  {t.name}: {t.detail}" for t in ts]
@@ -570,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     work = state / "runs"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    results: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "args": vars(a),
+    results: dict = {"engine_before": git_state(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "args": vars(a),
                      "machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
 
     def say(text: str) -> None:
@@ -581,7 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     with RemoteWorld(world_dir, packages=a.packages, sample=a.sample, latency_ms=a.latency_ms,
                      connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags, giants=a.giants) as world:
         info = world.info
-        results["world"] = {"build_seconds": info["build_seconds"], "built": info["built"], "counts": info["counts"]}
+        results["world"] = {"build_seconds": info["build_seconds"], "built": info["built"], "counts": info["counts"],
+                            "cleanup_seconds": info.get("cleanup_seconds", 0),
+                            "owner": info["owners"][0]}
         say(f"world ready: {'built' if info['built'] else 'reused'} in {info['build_seconds']} s; {info['counts']}")
         owner = info["owners"][0]
         db = work / "bench.db"
@@ -621,17 +695,30 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"{loop.name}: {loop.refs} tags inspected, {loop.requests} requests, {loop.wall_s:.1f} s")
             results["side_by_side"] = side
     if a.small:
-        small_dir = state / f"org{a.small}-s0-g{a.giant_tags}x{a.giants}"
-        say(f"world: {a.small} packages in {small_dir}")
-        with RemoteWorld(small_dir, packages=a.small, sample=0, latency_ms=a.latency_ms,
-                         connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags, giants=a.giants) as world:
-            results["small_world"] = {"counts": world.info["counts"], "build_seconds": world.info["build_seconds"]}
-            run = run_crawler(world, work, "small-cold", work / "small.db", world.info["owners"][0],
-                              concurrency=a.concurrency)
-            say(f"small-cold: {run.requests} requests, {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
-            results["small_cold"] = asdict(run)
+        # The 100-package org "of the same shape" has 1 package of 2,000+ tags where the
+        # 1,000-package org has 3; the second run gives it the same 3, so the
+        # comparison also holds the largest packages constant and isolates org size.
+        big_giants = ScaleSpec.org(a.packages, giants=a.giants).giants
+        variants = [("small_cold", a.giants)]
+        if ScaleSpec.org(a.small, giants=a.giants).giants != big_giants:
+            variants.append(("small_cold_same_giants", big_giants))
+        for key, giants in variants:
+            small_dir = state / f"org{a.small}-s0-g{a.giant_tags}x{giants}"
+            say(f"world: {a.small} packages in {small_dir}")
+            with RemoteWorld(small_dir, packages=a.small, sample=0, latency_ms=a.latency_ms,
+                             connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags,
+                             giants=giants) as world:
+                results[key.replace("cold", "world")] = {"counts": world.info["counts"],
+                                                         "build_seconds": world.info["build_seconds"]}
+                run = run_crawler(world, work, key, work / f"{key}.db", world.info["owners"][0],
+                                  concurrency=a.concurrency)
+                say(f"{key}: {run.requests} requests, {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
+                results[key] = asdict(run)
     say(f"writer: {a.writer_packages} packages x {a.writer_tags} tags")
     results["writer"] = writer_bench(work, a.writer_packages, a.writer_tags)
+    results["engine_after"] = git_state()
+    if results["engine_after"] != results["engine_before"]:
+        say(f"warning: the engine changed during the run: {results['engine_before']} -> {results['engine_after']}")
     ts = targets(results, a)
     results["targets"] = [asdict(t) for t in ts]
     text = render_text(results, ts)
@@ -651,6 +738,15 @@ def sample_names(db: Path) -> list[str]:
                                            "ORDER BY package")]
     finally:
         conn.close()
+
+
+def git_state() -> str:
+    """The commit and a hash of the uncommitted engine changes (the crawler subprocess runs the work tree)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    diff = git("diff", "HEAD", "--", "crawler", "schema.sql")
+    return head + (f"+dirty:{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else "")
 
 
 def machine() -> str:

@@ -110,6 +110,7 @@ def serve(args) -> int:
         world.reset_logs()
         info = {k: v for k, v in world.describe().items() if k != "admin_token"}
         info.update(owners=[s.owner for s in specs], build_seconds=layout.seconds, built=layout.built,
+                    cleanup_seconds=layout.cleanup_seconds,
                     counts=layout.stats(), pid=os.getpid(), registry_pid=world.registry._proc.pid)  # noqa: SLF001
         _reply(info)
         for line in sys.stdin:

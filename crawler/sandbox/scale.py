@@ -48,7 +48,7 @@ from . import content as c
 from .content import Blob, Platform
 from .state import WorldState
 
-FORMAT = 1  # bump when the generated content changes, to force a rebuild
+FORMAT = 2  # bump when the generated content changes, to force a rebuild
 PLATFORMS = (Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "arm", "v7"))
 LICENSES = ("Apache-2.0", "MIT", "BSD-3-Clause")
 _EPOCH = 1_700_000_000
@@ -319,7 +319,8 @@ class Layout:
     specs: list[ScaleSpec]
     packages: dict[str, list[dict]]      # owner -> [{index, name, visibility, versions}]
     built: bool = False                  # True: generated now; False: reused
-    seconds: float = 0.0
+    seconds: float = 0.0                 # generating (or reusing) the world
+    cleanup_seconds: float = 0.0         # removing an older build first
 
     def stats(self) -> dict:
         out = {}
@@ -327,8 +328,12 @@ class Layout:
             pkgs = self.packages[spec.owner]
             tags = sum(len(t) for p in pkgs for _, _, t in p["versions"])
             digests = sum(len(p["versions"]) for p in pkgs)
-            out[spec.owner] = {"packages": len(pkgs), "tags": tags, "digests": digests,
-                               "max_tags": max((sum(len(t) for _, _, t in p["versions"]) for p in pkgs), default=0)}
+            out[spec.owner] = {
+                "packages": len(pkgs), "tags": tags, "digests": digests,
+                "images": sum(p.get("images", 0) for p in pkgs),  # image manifests: one config each
+                "versions_pages": sum(max(1, -(-len(p["versions"]) // 100)) for p in pkgs),
+                "max_tags": max((sum(len(t) for _, _, t in p["versions"]) for p in pkgs), default=0),
+            }
         return out
 
 
@@ -361,6 +366,8 @@ def prepare(directory: str | Path, specs: list[ScaleSpec]) -> Layout:
     else:
         shutil.rmtree(storage_root(directory), ignore_errors=True)
         _churn_file(directory).unlink(missing_ok=True)
+        cleanup = time.perf_counter() - started
+        started += cleanup
         packages: dict[str, list[dict]] = {}
         for spec in specs:
             rows = packages[spec.owner] = []
@@ -369,8 +376,8 @@ def prepare(directory: str | Path, specs: list[ScaleSpec]) -> Layout:
                 for rel in p.releases:
                     storage.put_release(repository, rel)
                 rows.append({"index": p.index, "name": p.name, "visibility": p.visibility,
-                             "versions": p.versions()})
-        layout = Layout(specs, packages, built=True)
+                             "versions": p.versions(), "images": sum(r.images for r in p.releases)})
+        layout = Layout(specs, packages, built=True, cleanup_seconds=round(cleanup, 2))
         _write_json(_state_file(directory), {"key": wanted, "packages": packages})
     layout.seconds = round(time.perf_counter() - started, 2)
     return layout

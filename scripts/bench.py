@@ -439,7 +439,6 @@ def targets(r: dict, a) -> list[Target]:
     scen = r["scenarios"]
     counts = r["world"]["counts"][r["world"]["owner"]]
     plan_lb = plan_lower_bound(counts, scen["cold"]["by_kind"].get("graphql", 0))
-    worst = max(scen.values(), key=lambda s: s["requests"] / s["lower_bound"] if s["lower_bound"] else 99)
     parts = ", ".join(f"{k} {s['requests']}/{s['lower_bound']}" for k, s in scen.items())
     parts += (f" (the cold bound from the world's own plan: {plan_lb:,} = discovery + versions pages + "
               f"digests + 2 x image configs (GET + CDN hop) + one token per package + GraphQL)")
@@ -632,7 +631,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--writer-tags", type=int, default=100)
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--docs", metavar="PATH", help="write the markdown report (docs/benchmarks.md)")
+    p.add_argument("--from-json", metavar="PATH", help="only render the report of an earlier run's --json")
     a = p.parse_args(argv)
+    if a.from_json:
+        results = json.loads(Path(a.from_json).read_text())
+        args = argparse.Namespace(**results["args"])
+        ts = targets(results, args)
+        text = render_text(results, ts)
+        print(text)
+        if a.docs:
+            write_docs(Path(a.docs), results, text)
+        return 0
     if a.connect_latency_ms is None:
         a.connect_latency_ms = a.latency_ms
     if a.profile == "py-spy" and py_spy() is None:
@@ -741,11 +750,11 @@ def sample_names(db: Path) -> list[str]:
 
 
 def git_state() -> str:
-    """The commit and a hash of the uncommitted engine changes (the crawler subprocess runs the work tree)."""
+    """The commit and a hash of uncommitted engine changes (the crawler subprocess runs the work tree)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD") or "?"
-    diff = git("diff", "HEAD", "--", "crawler", "schema.sql")
+    diff = git("diff", "HEAD", "--", "crawler", ":!crawler/sandbox", "schema.sql")
     return head + (f"+dirty:{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else "")
 
 
@@ -765,7 +774,8 @@ def write_docs(path: Path, results: dict, text: str) -> None:
     marker = "<!-- bench:results -->"
     current = path.read_text() if path.exists() else ""
     head = current.split(marker)[0] if marker in current else current
-    path.write_text(head.rstrip() + f"\n\n{marker}\n" + text.split("\n", 1)[1] + "\n")
+    body = text.split("\n", 1)[1].replace("\n## ", "\n### ")
+    path.write_text(head.rstrip() + f"\n\n{marker}\n## Results of one run ({results['when']})\n" + body + "\n")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,7 @@ storage layout the real registry serves, churn that the next build undoes."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-import pytest
 
 from crawler.manifest import ImageIndex, parse_manifest
 from crawler.sandbox import scale

@@ -49,17 +49,32 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+_PREFIX = 6          # shortest secret registered; the index key length
+_SCAN_ABOVE = 16     # with more secrets than this, scan by prefix instead
+_by_prefix: dict[str, list[str]] = {}
+
+
 def register(value: str) -> None:
     """Remember a value that must never be shown (tokens, Basic blobs, JWTs)."""
-    if value and len(value) >= 6:
+    if value and len(value) >= _PREFIX:
         with _lock:
-            _known.add(value)
+            if value not in _known:
+                _known.add(value)
+                _by_prefix.setdefault(value[:_PREFIX], []).append(value)
 
 
 def redact(text: str) -> str:
-    if not _known or not text:
+    """Mask every registered secret in `text`. A run registers one registry
+    token per repository, so past a few secrets the check walks the text
+    once against a prefix index: its cost does not grow with their number."""
+    if not _known or not text or len(text) < _PREFIX:
         return text
-    for value in _known:
-        if value in text:
-            text = text.replace(value, MASK)
+    if len(_known) <= _SCAN_ABOVE:
+        found = [value for value in tuple(_known) if value in text]
+    else:
+        get = _by_prefix.get
+        found = [value for i in range(len(text) - _PREFIX + 1)
+                 for value in get(text[i:i + _PREFIX], ()) if text.startswith(value, i)]
+    for value in sorted(set(found), key=len, reverse=True):
+        text = text.replace(value, MASK)
     return text

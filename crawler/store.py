@@ -533,36 +533,63 @@ async def _upsert_package(db, owner_id: int, result: PackageResult, now: str) ->
     return (await cur.fetchone())[0]
 
 
+_INSERT_MANIFEST = (f"INSERT INTO manifests ({', '.join(MANIFEST_COLUMNS)}, fetched_at) "
+                    f"VALUES ({', '.join('?' * (len(MANIFEST_COLUMNS) + 1))}) ON CONFLICT DO NOTHING")
+
+
 async def _write_content(db, result: PackageResult, now: str, applied: Applied) -> None:
+    """New content, one executemany per table (a package costs the same few
+    round trips to the database thread whatever its size). Under --full each
+    object is compared with what is stored instead, and repaired."""
+    if result.full:
+        await _repair_content(db, result, now, applied)
+        return
+    configs = {c.digest: c for c in result.configs}
+    manifests = [(*manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None), now)
+                 for m in result.manifests]
+    cur = await db.executemany(_INSERT_MANIFEST, manifests)
+    applied.manifests_new += max(cur.rowcount, 0)
+    batches = {
+        "manifest_children": [r for m in result.manifests if isinstance(m, ImageIndex) for r in children_rows(m)],
+        "layers": [r for m in result.manifests if isinstance(m, ImageManifest) for r in layer_rows(m)],
+        "annotations": [(m.digest, k, v) for m in result.manifests for k, v in m.annotations],
+        "config_labels": [(c.digest, k, v) for c in result.configs for k, v in c.labels],
+    }
+    await db.executemany("INSERT INTO configs (digest, os, architecture, variant, os_version, created, "
+                         "fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         [(*config_row(c), now) for c in result.configs])
+    for table, rows in batches.items():
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            await db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+
+
+async def _repair_content(db, result: PackageResult, now: str, applied: Applied) -> None:
     configs = {c.digest: c for c in result.configs}
     for c in result.configs:
-        await _write_config(db, c, now, result.full, applied)
+        await _repair_config(db, c, now, applied)
     for m in result.manifests:
         config = configs.get(m.config.digest) if isinstance(m, ImageManifest) else None
         row = manifest_row(m, config)
-        cur = await db.execute(
-            f"INSERT INTO manifests ({', '.join(MANIFEST_COLUMNS)}, fetched_at) "
-            f"VALUES ({', '.join('?' * (len(MANIFEST_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
-            (*row, now))
+        cur = await db.execute(_INSERT_MANIFEST, (*row, now))
         if cur.rowcount:
             applied.manifests_new += 1
-        elif result.full:
+        else:
             applied.corrected += await _repair_manifest(db, row)
         if isinstance(m, ImageIndex):
-            await _write_rows(db, "manifest_children", children_rows(m), m.digest, "parent_digest",
-                              result.full, applied)
+            await _repair_rows(db, "manifest_children", children_rows(m), m.digest, "parent_digest", applied)
         else:
-            await _write_rows(db, "layers", layer_rows(m), m.digest, "manifest_digest", result.full, applied)
+            await _repair_rows(db, "layers", layer_rows(m), m.digest, "manifest_digest", applied)
         annotations = [(m.digest, k, v) for k, v in m.annotations]
-        await _write_rows(db, "annotations", annotations, m.digest, "digest", result.full, applied)
+        await _repair_rows(db, "annotations", annotations, m.digest, "digest", applied)
 
 
-async def _write_config(db, c: ImageConfig, now: str, full: bool, applied: Applied) -> None:
+async def _repair_config(db, c: ImageConfig, now: str, applied: Applied) -> None:
     row = config_row(c)
     cur = await db.execute(
         "INSERT INTO configs (digest, os, architecture, variant, os_version, created, fetched_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (*row, now))
-    if not cur.rowcount and full:
+    if not cur.rowcount:
         cur = await db.execute(
             "SELECT digest, os, architecture, variant, os_version, created FROM configs WHERE digest = ?",
             (c.digest,))
@@ -571,7 +598,7 @@ async def _write_config(db, c: ImageConfig, now: str, full: bool, applied: Appli
                              "created = ? WHERE digest = ?", (*row[1:], c.digest))
             applied.corrected += 1
     labels = [(c.digest, k, v) for k, v in c.labels]
-    await _write_rows(db, "config_labels", labels, c.digest, "config_digest", full, applied)
+    await _repair_rows(db, "config_labels", labels, c.digest, "config_digest", applied)
 
 
 async def _repair_manifest(db, row: tuple) -> int:
@@ -585,23 +612,20 @@ async def _repair_manifest(db, row: tuple) -> int:
     return 1
 
 
-async def _write_rows(db, table: str, rows: list[tuple], key: str, key_column: str,
-                      full: bool, applied: Applied) -> None:
-    """Insert the child rows of one content-addressed object. They are written
-    once; under --full, a stored set that differs is replaced and counted."""
-    if not rows:
-        if full:
-            cur = await db.execute(f"DELETE FROM {table} WHERE {key_column} = ?", (key,))
-            applied.corrected += cur.rowcount
+async def _repair_rows(db, table: str, rows: list[tuple], key: str, key_column: str,
+                       applied: Applied) -> None:
+    """Make the child rows of one content-addressed object exactly `rows`,
+    counting the rows that had to change."""
+    cur = await db.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,))
+    stored = {tuple(r) for r in await cur.fetchall()}
+    wanted = set(rows)
+    if stored == wanted:
         return
-    marks = ", ".join("?" * len(rows[0]))
-    if full:
-        cur = await db.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,))
-        stored = sorted(tuple(r) for r in await cur.fetchall())
-        if stored and stored != sorted(rows):
-            await db.execute(f"DELETE FROM {table} WHERE {key_column} = ?", (key,))
-            applied.corrected += max(len(stored), 1)
-    await db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+    applied.corrected += max(len(stored - wanted), len(wanted - stored))  # rows changed, not +/-
+    await db.execute(f"DELETE FROM {table} WHERE {key_column} = ?", (key,))
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        await db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
 
 async def _write_digests(db, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:

@@ -26,16 +26,14 @@ from .config import Config, Credentials, OwnerConfig
 from .discovery import Listing, Scope, discover
 from .errors import (AuthError, InterruptedRun, InventoryError, PackageError, RateLimitedError,
                      RunTimeout, UnreachableError)
-from .enrich import enrich_sources
 from .github import GitHubClient
-from .graphql import GraphQLClient
 from .http import HttpClient, RetryPolicy, origin
 from .lock import SyncLock
 from .model import PackageRef, PackageResult
 from .registry import RegistryClient
 from .secret import redact
 from .store import Store, utc_now
-from .worker import Economy, Inflight, Shared, sync_package
+from .worker import Economy, Hold, Inflight, Shared, sync_package
 
 log = structlog.get_logger("crawler.sync")
 
@@ -90,16 +88,16 @@ class Writer:
     """The single task that owns the write connection. Workers hand it whole
     package results; every other write goes through `call` too."""
 
-    def __init__(self, store: Store, inflight: Inflight, summary: RunSummary, size: int) -> None:
+    def __init__(self, store: Store, summary: RunSummary, size: int) -> None:
         self.store = store
-        self.inflight = inflight
+        self.release: Callable[[Hold], Awaitable[None]] = _nothing
         self.summary = summary
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=max(2, size))
         self.task = asyncio.create_task(self._loop(), name="writer")
         self.on_commit: Callable[[], None] = lambda: None
 
-    async def submit(self, owner_id: int, result: PackageResult, touched: list[str]) -> None:
-        await self._put(("package", owner_id, result, touched))
+    async def submit(self, owner_id: int, result: PackageResult, hold: Hold) -> None:
+        await self._put(("package", owner_id, result, hold))
 
     async def call(self, fn, *args, **kwargs):
         future = asyncio.get_running_loop().create_future()
@@ -129,11 +127,11 @@ class Writer:
                 except Exception as exc:
                     future.set_exception(exc)
                 continue
-            _, owner_id, result, touched = item
+            _, owner_id, result, hold = item
             try:
                 applied = await self.store.apply_package(owner_id, result)
             finally:
-                self.inflight.release(touched)
+                await self.release(hold)
             s = self.summary
             s.packages_changed += 1
             s.manifests_new += applied.manifests_new
@@ -189,7 +187,8 @@ class Engine:
         s = self.summary
         async with self._http() as http:
             self.http = http
-            self.writer = Writer(self.store, self.inflight, s, self.config.crawl.concurrency)
+            # A short queue: finished results wait here holding their parsed content.
+            self.writer = Writer(self.store, s, min(self.config.crawl.concurrency, 8))
             self.writer.on_commit = self._report
             try:
                 await self._guarded(self._all_owners())
@@ -241,30 +240,42 @@ class Engine:
             save_facts=lambda **f: self.writer.call(self.store.save_registry_facts, self.registry_host, **f),
             clock=self.clocks.clock)
         github = GitHubClient(self.http, gh.api_url, self.creds.github, cache_lookup=self.store.cache_lookup)
-        self.graphql = (GraphQLClient(self.http, gh.graphql_url, self.creds.github)
-                        if self.creds.github else None)
+        self._graphql = None
         self.shared = Shared(store=self.store, registry=registry, github=github, crawl=self.config.crawl,
                              full=self.options.full, economy=self.economy, inflight=self.inflight)
+        self.writer.release = self.shared.release
         for owner in self.owners():
             if self.stopping:
                 break
             await self._owner(owner, registry, github)
         await self._enrich()
 
+    def graphql(self):
+        """The GraphQL client, made (and gql imported) on first use."""
+        if self._graphql is None and self.creds.github is not None:
+            from .graphql import GraphQLClient
+            self._graphql = GraphQLClient(self.http, self.config.github.graphql_url, self.creds.github)
+        return self._graphql
+
     async def _enrich(self) -> None:
         """GraphQL enrichment of the packages' source repositories
         (crawler/enrich.py). Its failures are recorded, never fatal: the
         packages are already committed."""
         gh = self.config.github
-        if self.graphql is None or not gh.enrich or self.stopping:
+        if self.creds.github is None or not gh.enrich or self.stopping:
             return
+        max_age_s = None if self.options.full else gh.enrich_interval_s
+        owners = [o.name for o in self.owners()]
+        if not await self.store.repositories_due(self.registry_host, owners, max_age_s):
+            return  # nothing due: do not even import the GraphQL stack (a no-op run stays cheap)
+        from .enrich import enrich_sources
 
         def count_request() -> None:
             self.economy.graphql += 1
 
-        report = await enrich_sources(self.graphql, self.store, self.writer.call, registry=self.registry_host,
-                                      owners=[o.name for o in self.owners()], count_request=count_request,
-                                      max_age_s=None if self.options.full else gh.enrich_interval_s)
+        report = await enrich_sources(self.graphql(), self.store, self.writer.call,
+                                      registry=self.registry_host, owners=owners,
+                                      count_request=count_request, max_age_s=max_age_s)
         for problem in report.problems:
             message = redact(f"enrichment: {problem}")
             self.summary.errors.append(message)
@@ -283,7 +294,7 @@ class Engine:
         async def produce() -> None:
             try:
                 async for refs in discover(owner, scope, listing, github=github, registry=registry,
-                                           graphql=getattr(self, "graphql", None),
+                                           graphql=self.graphql() if owner.discovery == "graphql" else None,
                                            conditional=not self.options.full):
                     for ref in refs:
                         if self.stopping:
@@ -323,21 +334,24 @@ class Engine:
             if self.stopping:
                 continue
             self.summary.packages_seen += 1
-            touched: list[str] = []
+            hold = Hold()
             try:
-                result = await sync_package(self.shared, owner.kind, owner_id, ref, touched)
-            except (PackageError, UnreachableError, AuthError) as exc:
-                self.inflight.release(touched)
+                result = await sync_package(self.shared, owner.kind, owner_id, ref, hold)
+            except BaseException as exc:
+                await self.shared.release(hold)
+                if not isinstance(exc, (PackageError, UnreachableError, AuthError)):
+                    raise
                 if isinstance(exc, RateLimitedError) or (isinstance(exc, AuthError) and exc.fatal):
                     raise
                 await self._package_failed(ref, exc)
                 continue
             self.unreachable_streak = 0
             if result is None:
+                await self.shared.release(hold)
                 self.summary.packages_skipped += 1
                 self._report()
                 continue
-            await self.writer.submit(owner_id, result, touched)
+            await self.writer.submit(owner_id, result, hold)
 
     async def _package_failed(self, ref: PackageRef, exc: InventoryError) -> None:
         self.summary.packages_failed += 1
@@ -410,6 +424,10 @@ class Engine:
         values.update(status=s.status, finished_at=utc_now(), exit_code=s.exit_code,
                       message=s.message or None)
         await self.store.update_run(s.run_id, **values)
+
+
+async def _nothing(_hold) -> None:
+    return None
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -90,6 +90,45 @@ class Inflight:
                 self.done.add(key)
 
 
+class Budget:
+    """How many fetched-but-uncommitted manifests may be held at once.
+
+    A package is committed whole, so its parsed manifests live until the
+    writer has it; a few 2,000-tag packages in flight at once would otherwise
+    set the peak memory (docs/benchmarks.md, finding 4). A package takes
+    units for the digests it fetches (at most the whole budget, so a giant
+    still runs alone) and gives them back when committed or failed."""
+
+    def __init__(self, units: int) -> None:
+        self.total = units
+        self.free = units
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, wanted: int) -> int:
+        wanted = min(wanted, self.total)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.free >= wanted)
+            self.free -= wanted
+        return wanted
+
+    async def release(self, units: int) -> None:
+        if units:
+            async with self._changed:
+                self.free += units
+                self._changed.notify_all()
+
+
+@dataclass(slots=True)
+class Hold:
+    """What one package holds until it is committed or fails."""
+
+    keys: list[str] = field(default_factory=list)    # Inflight keys
+    units: int = 0                                   # Budget units
+
+
+MAX_HELD_MANIFESTS = 8_000
+
+
 @dataclass(slots=True)
 class Shared:
     store: Store
@@ -99,6 +138,13 @@ class Shared:
     full: bool
     economy: Economy = field(default_factory=Economy)
     inflight: Inflight = field(default_factory=Inflight)
+    budget: Budget = field(default_factory=lambda: Budget(MAX_HELD_MANIFESTS))
+
+    async def release(self, hold: Hold) -> None:
+        self.inflight.release(hold.keys)
+        await self.budget.release(hold.units)
+        hold.keys.clear()
+        hold.units = 0
 
 
 def use_versions_listing(ref: PackageRef, crawl: CrawlConfig) -> bool:
@@ -108,10 +154,11 @@ def use_versions_listing(ref: PackageRef, crawl: CrawlConfig) -> bool:
 
 
 async def sync_package(shared: Shared, owner_kind: str, owner_id: int, ref: PackageRef,
-                       touched: list[str] | None = None) -> PackageResult | None:
+                       hold: Hold | None = None) -> PackageResult | None:
     """The package's complete result, or None when it is unchanged (skipped).
-    `touched` collects the Inflight keys used, for the caller to release."""
-    touched = [] if touched is None else touched
+    `hold` collects what the result holds, for the caller to release
+    (`Shared.release`) once it is committed or has failed."""
+    hold = Hold() if hold is None else hold
     if use_versions_listing(ref, shared.crawl):
         if not shared.full and await _unchanged(shared, owner_id, ref):
             return None
@@ -123,7 +170,7 @@ async def sync_package(shared: Shared, owner_kind: str, owner_id: int, ref: Pack
     result = PackageResult(ref=ref, versions=[], tags=tags, cache=cache, full=shared.full)
     listed = [v.digest for v in versions] + list(tags.values())
     tag_of = {d: t for t, d in sorted(tags.items(), reverse=True)}
-    reached = await _fetch_content(shared, ref, listed, tag_of, result, touched)
+    reached = await _fetch_content(shared, ref, listed, tag_of, result, hold)
     by_digest = {v.digest: v for v in versions}
     result.versions = [by_digest.get(d) or VersionEntry(d) for d in dict.fromkeys(listed + reached)]
     result.referrers.extend(_cosign_referrers(tags, result.manifests))
@@ -191,7 +238,7 @@ async def _registry_tags(shared: Shared, owner_id: int, ref: PackageRef
 
 
 async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], tag_of: dict[str, str],
-                         result: PackageResult, touched: list[str]) -> list[str]:
+                         result: PackageResult, hold: Hold) -> list[str]:
     """Fetch (verified) every manifest the database lacks, following index
     children, and the config blobs of new images. Returns every digest
     reached, children included."""
@@ -202,11 +249,12 @@ async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], ta
     seen = set(wanted)
     todo = [d for d in wanted if d not in known]
     known_parents = [d for d in wanted if d in known]
+    hold.units += await shared.budget.acquire(len(todo))
     limit = asyncio.Semaphore(shared.crawl.concurrency)
     fetched: dict[str, ImageManifest | ImageIndex] = {}
 
     async def one(digest: str):
-        touched.append("m:" + digest)
+        hold.keys.append("m:" + digest)
         async with limit:
             value, mine = await shared.inflight.get(
                 "m:" + digest, lambda: reg.manifest(repo, digest, digest=digest, tag_hint=tag_of.get(digest)))
@@ -234,7 +282,7 @@ async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], ta
         known_children = set() if shared.full else await store.known("manifests", new_children)
         todo = [c for c in new_children if c not in known_children]
     result.manifests.extend(fetched[d] for d in fetched)
-    result.configs.extend(await _configs(shared, repo, list(fetched.values()), touched))
+    result.configs.extend(await _configs(shared, repo, list(fetched.values()), hold))
     result.referrers.extend(_content_referrers(fetched.values()))
     if shared.crawl.referrers:
         subjects = [d for d, m in fetched.items() if d in tag_of and m.kind in ("image", "index")]
@@ -244,7 +292,7 @@ async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], ta
     return reached
 
 
-async def _configs(shared: Shared, repo: str, manifests: list, touched: list[str]) -> list[ImageConfig]:
+async def _configs(shared: Shared, repo: str, manifests: list, hold: Hold) -> list[ImageConfig]:
     """Config blobs of new images: fetched once per digest, forever; a
     config already stored is loaded (the manifest row needs its labels)."""
     wanted = sorted({m.config.digest for m in manifests
@@ -261,7 +309,7 @@ async def _configs(shared: Shared, repo: str, manifests: list, touched: list[str
             if config is not None:
                 out.append(config)
                 return
-        touched.append("c:" + digest)
+        hold.keys.append("c:" + digest)
         async with limit:
             config, mine = await shared.inflight.get(
                 "c:" + digest, lambda: shared.registry.config(repo, digest))

@@ -100,3 +100,13 @@ def test_static_owner_needs_no_token():
                           "repositories = ['library/alpine']\n")
     creds = resolve_credentials(config, environ={})
     assert creds.github is None and creds.registry is None
+
+
+def test_redaction_masks_every_registered_secret_however_many():
+    from crawler import secret
+    values = [f"tok_{n:04d}_" + "x" * 20 for n in range(40)]
+    for v in values:
+        secret.register(v)
+    text = f"a {values[0]} b {values[39]} c {values[17]}{values[18]}"
+    assert secret.redact(text) == "a *** b *** c ******"
+    assert secret.redact("nothing here at all") == "nothing here at all"

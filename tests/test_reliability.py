@@ -38,6 +38,8 @@ RELIABILITY = [
     Row("truncate", "body cut short after its Content-Length was promised",
         "retried; sync completes; counted (`truncated`)"),
     Row("timeout", "no answer within `crawl.timeout_s`", "retried; sync completes; counted (`timeout`)"),
+    Row("run-timeout", "the whole run exceeds `crawl.run_timeout_s`",
+        "stops: packages done are committed, the one in flight rolled back, run `interrupted`, exit 4"),
     Row("persistent-5xx", "one package's listing answers 500 on every retry",
         "that package fails after `crawl.retries` (exit 1), the others commit"),
     Row("no-4xx-retry", "HTTP 400 on a manifest", "not retried (one request); that package fails, exit 1"),
@@ -155,6 +157,18 @@ def test_timeouts_are_retried(world, small, clean, tmp_path):
     assert run_engine(config, world.token).exit_code == 0
     assert inventory(tmp_path / "inventory.db") == clean
     assert faults_of(tmp_path / "inventory.db")["timeout"] == 1
+
+
+def test_run_timeout_stops_cleanly(world, small, tmp_path):
+    world.registry_proxy.inject("latency", path=r"/manifests/sha256", probability=1.0, ms=400)
+    config = config_for(world, tmp_path, small, crawl={"run_timeout_s": 1.0, "concurrency": 1})
+    summary = run_engine(config, world.token)
+    db = tmp_path / "inventory.db"
+    run = last_run(db)
+    assert summary.exit_code == 4 and run["status"] == "interrupted"
+    assert "crawl.run_timeout_s=1s" in run["message"]
+    assert integrity_ok(db)
+    assert rows(db, "SELECT COUNT(*) FROM v_packages")[0][0] < 3   # stopped before the end
 
 
 def test_persistent_5xx_fails_only_that_package(world, small, tmp_path):
@@ -565,7 +579,7 @@ def test_every_row_has_a_test():
     for row in RELIABILITY:
         assert f'"{row.id}"' in source.split("RELIABILITY = [")[1].split("]\nBY_ID")[0]
     tested = {"5xx", "reset", "truncate", "malformed-api", "corrupt", "429-header", "429-body", "secondary"}
-    named = {"timeout": "test_timeouts_are_retried", "persistent-5xx": "test_persistent_5xx_fails_only_that_package",
+    named = {"timeout": "test_timeouts_are_retried", "run-timeout": "test_run_timeout_stops_cleanly", "persistent-5xx": "test_persistent_5xx_fails_only_that_package",
              "no-4xx-retry": "test_4xx_is_not_retried", "exhausted": "test_exhausted_budget_stops_cleanly",
              "reserve": "test_reserve_is_never_spent", "content-type": "test_wrong_content_type_fails_the_package",
              "wrong-header": "test_wrong_digest_header_fails_and_stores_nothing_of_it",

@@ -127,7 +127,7 @@ def _db_path(args) -> Path:
 # --- sync --------------------------------------------------------------------------
 
 def cmd_sync(args, *, console: bool, progress) -> int:
-    from .sync import SyncOptions, run_sync
+    from .sync import SyncOptions
     config = _config(args)
     creds = resolve_credentials(config)
     options = SyncOptions(full=args.full, owners=tuple(args.owner), packages=tuple(args.package))

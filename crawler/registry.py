@@ -28,8 +28,7 @@ import orjson
 import structlog
 
 from . import secret
-from .errors import (AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ParseError,
-                     UnreachableError)
+from .errors import (AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ParseError)
 from .headers import parse_etag, parse_link, parse_www_authenticate
 from .http import HttpClient, Response, origin, refetch_bad_bodies
 from .manifest import (ACCEPT_MANIFESTS, ImageConfig, ImageIndex, ImageManifest, compute_digest,
@@ -161,7 +160,7 @@ class RegistryClient:
             raise AuthError("registry answered 401 without a Bearer challenge", where=where)
         realm = bearer.realm
         if urlsplit(realm).scheme not in ("http", "https"):
-            raise AuthError(f"token realm is not an http(s) URL", where=where)
+            raise AuthError("token realm is not an http(s) URL", where=where)
         if (realm, bearer.service) != (self.realm, self.service):
             self.realm, self.service = realm, bearer.service
             self._tokens.clear()

@@ -159,18 +159,19 @@ async def sync_package(shared: Shared, owner_kind: str, owner_id: int, ref: Pack
     `hold` collects what the result holds, for the caller to release
     (`Shared.release`) once it is committed or has failed."""
     hold = Hold() if hold is None else hold
+    prefetched: dict[str, ImageManifest | ImageIndex] = {}
     if use_versions_listing(ref, shared.crawl):
         if not shared.full and await _unchanged(shared, owner_id, ref):
             return None
         versions, cache = await _versions_listing(shared, owner_kind, ref)
         tags = _tag_map(versions)
     else:
-        tags, cache = await _registry_tags(shared, owner_id, ref)
+        tags, cache, prefetched = await _registry_tags(shared, ref)
         versions = []
     result = PackageResult(ref=ref, versions=[], tags=tags, cache=cache, full=shared.full)
     listed = [v.digest for v in versions] + list(tags.values())
     tag_of = {d: t for t, d in sorted(tags.items(), reverse=True)}
-    reached = await _fetch_content(shared, ref, listed, tag_of, result, hold)
+    reached = await _fetch_content(shared, ref, listed, tag_of, result, hold, prefetched)
     by_digest = {v.digest: v for v in versions}
     result.versions = [by_digest.get(d) or VersionEntry(d) for d in dict.fromkeys(listed + reached)]
     result.referrers.extend(_cosign_referrers(tags, result.manifests))
@@ -187,9 +188,7 @@ async def _versions_listing(shared: Shared, owner_kind: str, ref: PackageRef
                             ) -> tuple[list[VersionEntry], list[CacheEntry]]:
     versions: list[GhVersion] = []
     cache: list[CacheEntry] = []
-    pages = 0
     async for page in shared.github.versions(ref.owner, owner_kind, ref.name, conditional=not shared.full):
-        pages += 1
         versions.extend(page.items)
         if page.cache:
             cache.append(page.cache)
@@ -212,13 +211,16 @@ def _tag_map(versions: list[VersionEntry]) -> dict[str, str]:
     return {tag: digest for tag, (_, digest) in tags.items()}
 
 
-async def _registry_tags(shared: Shared, owner_id: int, ref: PackageRef
-                         ) -> tuple[dict[str, str], list[CacheEntry]]:
+async def _registry_tags(shared: Shared, ref: PackageRef
+                         ) -> tuple[dict[str, str], list[CacheEntry], dict[str, ImageManifest | ImageIndex]]:
+    """tag -> digest by tags/list and a conditional HEAD per tag; also the
+    manifests that had to be fetched by tag (a HEAD without a digest)."""
     reg, repo = shared.registry, ref.repository_path
     names = await reg.tags(repo, missing_ok=ref.discovery == "catalog")
     shared.economy.listing_pages += max(1, math.ceil(len(names) / 100))
     shared.economy.heads += len(names)
     limit = asyncio.Semaphore(shared.crawl.concurrency)
+    prefetched: dict[str, ImageManifest | ImageIndex] = {}
 
     async def resolve(tag: str) -> tuple[str, str, CacheEntry | None]:
         url = f"{reg.base}/v2/{repo}/manifests/{tag}"
@@ -229,16 +231,20 @@ async def _registry_tags(shared: Shared, owner_id: int, ref: PackageRef
                 return tag, cached.payload.decode(), None
             digest = head.digest
             if digest is None:  # no Docker-Content-Digest: hash the body ourselves
-                digest = (await reg.manifest(repo, tag, tag_hint=tag)).digest
+                manifest = await reg.manifest(repo, tag, tag_hint=tag)
+                digest = manifest.digest
+                prefetched[digest] = manifest
+                shared.economy.manifests += 1
             entry = CacheEntry(url, head.etag, digest.encode()) if head.etag else None
             return tag, digest, entry
 
     resolved = await asyncio.gather(*(resolve(t) for t in names))
-    return {t: d for t, d, _ in resolved}, [e for _, _, e in resolved if e]
+    return {t: d for t, d, _ in resolved}, [e for _, _, e in resolved if e], prefetched
 
 
 async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], tag_of: dict[str, str],
-                         result: PackageResult, hold: Hold) -> list[str]:
+                         result: PackageResult, hold: Hold,
+                         prefetched: dict[str, ImageManifest | ImageIndex]) -> list[str]:
     """Fetch (verified) every manifest the database lacks, following index
     children, and the config blobs of new images. Returns every digest
     reached, children included."""
@@ -254,6 +260,9 @@ async def _fetch_content(shared: Shared, ref: PackageRef, digests: list[str], ta
     fetched: dict[str, ImageManifest | ImageIndex] = {}
 
     async def one(digest: str):
+        if digest in prefetched:
+            fetched[digest] = prefetched[digest]
+            return
         hold.keys.append("m:" + digest)
         async with limit:
             value, mine = await shared.inflight.get(

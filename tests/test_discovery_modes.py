@@ -2,7 +2,6 @@
 that has one, `static` (anonymous for public images), and clear failures where
 the registry cannot serve them."""
 
-import pytest
 
 from tests.support import last_run, rows, run_cli, run_engine, write_config
 

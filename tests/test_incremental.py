@@ -12,7 +12,7 @@ import time
 import pytest
 
 from crawler.lock import SyncLock
-from tests.support import dump, integrity_ok, last_run, rows, run_cli, write_config
+from tests.support import integrity_ok, last_run, rows, run_cli, write_config
 
 
 @pytest.fixture

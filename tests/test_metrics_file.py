@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import stat
 import time
 
 from crawler import cli
+from tests.support import last_run
 
 SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>-?[0-9.e+]+)$')
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -37,15 +37,6 @@ def parse(text: str) -> dict[str, dict[tuple, float]]:
         samples.setdefault(m["name"], {})[labels] = float(m["value"])
     assert set(declared) == set(samples), "a declared metric has no sample"
     return samples
-
-
-def last_run(db) -> dict:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return dict(conn.execute("SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone())
-    finally:
-        conn.close()
 
 
 def test_metrics_file_after_real_syncs(world, sample, world_config, tmp_path):

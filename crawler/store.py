@@ -340,14 +340,6 @@ class Store:
         row = await cur.fetchone()
         return StoredPackage(*row) if row else None
 
-    async def current_tags(self, owner_id: int, name: str) -> dict[str, str]:
-        cur = await self._r.execute(
-            "SELECT t.tag, t.digest FROM tags t JOIN packages p ON p.id = t.package_id "
-            "WHERE p.owner_id = ? AND p.name = ? AND t.last_seen IS NULL", (owner_id, name))
-        return dict(await cur.fetchall())
-
-    # -- content-addressed lookups ---------------------------------------------------
-
     async def known(self, table: str, digests: Iterable[str]) -> set[str]:
         assert table in ("manifests", "configs")
         wanted = sorted(set(digests))
@@ -368,17 +360,6 @@ class Store:
                 f"WHERE parent_digest IN ({marks}) ORDER BY parent_digest, position", chunk)
             for parent, child in await cur.fetchall():
                 out.setdefault(parent, []).append(child)
-        return out
-
-    async def manifest_kinds(self, digests: Iterable[str]) -> dict[str, tuple[str, str | None]]:
-        """digest -> (kind, config_digest) for digests already stored."""
-        wanted = sorted(set(digests))
-        out = {}
-        for chunk in _chunks(wanted):
-            marks = ",".join("?" * len(chunk))
-            cur = await self._r.execute(
-                f"SELECT digest, kind, config_digest FROM manifests WHERE digest IN ({marks})", chunk)
-            out.update({d: (k, c) for d, k, c in await cur.fetchall()})
         return out
 
     async def load_config(self, digest: str) -> ImageConfig | None:
@@ -485,11 +466,6 @@ class Store:
             cur = await self._r.execute(sql, params)
             due.update(r[0] for r in await cur.fetchall())
         return sorted(due)
-
-    async def read_all(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        cur = await self._r.execute(sql, params)
-        return list(await cur.fetchall())
-
 
 def _prepare(path: Path) -> None:
     """Schema and migrations, synchronously, before the async connections open."""

@@ -491,6 +491,13 @@ WITH tagged AS (
       FROM tags t
      WHERE t.last_seen IS NULL
      GROUP BY t.package_id, t.digest
+),
+-- (digest, kind) for every referrer of a digest or of one of its children
+described AS (
+    SELECT r.subject_digest AS digest, r.kind FROM referrers r
+    UNION
+    SELECT mc.parent_digest, r.kind
+      FROM referrers r JOIN manifest_children mc ON mc.child_digest = r.subject_digest
 )
 SELECT o.name AS owner,
        p.name AS package,
@@ -506,19 +513,9 @@ SELECT o.name AS owner,
        CASE WHEN EXISTS (SELECT 1 FROM referrers r
                           WHERE r.subject_digest = tg.digest AND r.kind = 'signature')
             THEN 1 ELSE 0 END                      AS signed,
-       CASE WHEN EXISTS (SELECT 1 FROM referrers r
-                          WHERE r.kind = 'attestation'
-                            AND (r.subject_digest = tg.digest
-                                 OR r.subject_digest IN (SELECT mc.child_digest
-                                                           FROM manifest_children mc
-                                                          WHERE mc.parent_digest = tg.digest)))
+       CASE WHEN EXISTS (SELECT 1 FROM described d WHERE d.digest = tg.digest AND d.kind = 'attestation')
             THEN 1 ELSE 0 END                      AS attested,
-       CASE WHEN EXISTS (SELECT 1 FROM referrers r
-                          WHERE r.kind = 'sbom'
-                            AND (r.subject_digest = tg.digest
-                                 OR r.subject_digest IN (SELECT mc.child_digest
-                                                           FROM manifest_children mc
-                                                          WHERE mc.parent_digest = tg.digest)))
+       CASE WHEN EXISTS (SELECT 1 FROM described d WHERE d.digest = tg.digest AND d.kind = 'sbom')
             THEN 1 ELSE 0 END                      AS sbom,
        COALESCE(m.source,
          (SELECT c.source FROM manifest_children mc JOIN manifests c ON c.digest = mc.child_digest

@@ -11,24 +11,17 @@ import json
 import os
 import re
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 
 from crawler.manifest import compute_digest
+from tests.reliability import Row, all_rows, readme_with_table
 from tests.support import (FakeClock, integrity_ok, last_run, rows, run_cli, run_engine,
                            write_config)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class Row:
-    id: str
-    tried: str
-    outcome: str
 
 
 RELIABILITY = [
@@ -558,41 +551,41 @@ def test_token_never_leaks(world, small, tmp_path, capfd):
 
 # --- the README table ------------------------------------------------------------------------------
 
-def render_table() -> str:
-    lines = ["| fault or bad input | observed outcome |", "|---|---|"]
-    lines += [f"| {row.tried} | {row.outcome} |" for row in RELIABILITY]
-    return "\n".join(lines)
-
-
 def test_readme_table_is_current():
     readme = ROOT / "README.md"
     text = readme.read_text()
-    begin, end = "<!-- reliability:begin -->", "<!-- reliability:end -->"
-    new = text[:text.index(begin) + len(begin)] + "\n" + render_table() + "\n" + text[text.index(end):]
+    new = readme_with_table(text)
     if os.environ.get("UPDATE_README") == "1":
         readme.write_text(new)
     assert text == new, "README's Reliability table is stale: UPDATE_README=1 pytest tests/test_reliability.py"
 
 
+# Rows of this module asserted by the parametrized transient-fault tests.
+PARAMETRIZED = {"5xx", "reset", "truncate", "malformed-api", "corrupt", "429-header", "429-body", "secondary"}
+NAMED = {"timeout": "test_timeouts_are_retried", "run-timeout": "test_run_timeout_stops_cleanly",
+         "persistent-5xx": "test_persistent_5xx_fails_only_that_package",
+         "no-4xx-retry": "test_4xx_is_not_retried", "exhausted": "test_exhausted_budget_stops_cleanly",
+         "reserve": "test_reserve_is_never_spent", "content-type": "test_wrong_content_type_fails_the_package",
+         "wrong-header": "test_wrong_digest_header_fails_and_stores_nothing_of_it",
+         "oversized": "test_oversized_manifest_is_rejected",
+         "bad-manifests": "test_bad_manifests_fail_their_package_with_a_reason",
+         "bad-tag": "test_invalid_tag_name_fails_the_package",
+         "cdn-auth": "test_blob_redirects_carry_no_authorization",
+         "untrusted-realm": "test_untrusted_token_realm_gets_no_credentials",
+         "bad-token": "test_rejected_token_is_exit_3", "no-scope": "test_token_without_scope_is_exit_3",
+         "unknown-owner": "test_unknown_owner_fails_that_owner_only",
+         "refused": "test_refused_connections_are_exit_4", "tls": "test_tls_verification_is_on_by_default",
+         "config": "test_bad_config_is_exit_2_one_line", "query-write": "test_query_cannot_write",
+         "soak": "test_soak_every_fault_mixed_in", "redaction": "test_token_never_leaks"}
+
+
 def test_every_row_has_a_test():
-    source = Path(__file__).read_text()
-    for row in RELIABILITY:
-        assert f'"{row.id}"' in source.split("RELIABILITY = [")[1].split("]\nBY_ID")[0]
-    tested = {"5xx", "reset", "truncate", "malformed-api", "corrupt", "429-header", "429-body", "secondary"}
-    named = {"timeout": "test_timeouts_are_retried", "run-timeout": "test_run_timeout_stops_cleanly", "persistent-5xx": "test_persistent_5xx_fails_only_that_package",
-             "no-4xx-retry": "test_4xx_is_not_retried", "exhausted": "test_exhausted_budget_stops_cleanly",
-             "reserve": "test_reserve_is_never_spent", "content-type": "test_wrong_content_type_fails_the_package",
-             "wrong-header": "test_wrong_digest_header_fails_and_stores_nothing_of_it",
-             "oversized": "test_oversized_manifest_is_rejected",
-             "bad-manifests": "test_bad_manifests_fail_their_package_with_a_reason",
-             "bad-tag": "test_invalid_tag_name_fails_the_package",
-             "cdn-auth": "test_blob_redirects_carry_no_authorization",
-             "untrusted-realm": "test_untrusted_token_realm_gets_no_credentials",
-             "bad-token": "test_rejected_token_is_exit_3", "no-scope": "test_token_without_scope_is_exit_3",
-             "unknown-owner": "test_unknown_owner_fails_that_owner_only",
-             "refused": "test_refused_connections_are_exit_4", "tls": "test_tls_verification_is_on_by_default",
-             "config": "test_bad_config_is_exit_2_one_line", "query-write": "test_query_cannot_write",
-             "soak": "test_soak_every_fault_mixed_in", "redaction": "test_token_never_leaks"}
-    assert set(BY_ID) == tested | set(named)
-    for name in named.values():
-        assert f"def {name}(" in source
+    assert set(BY_ID) == PARAMETRIZED | set(NAMED)
+    ids = [row.id for _, row in all_rows()]
+    assert len(ids) == len(set(ids)), "two reliability rows share an id"
+    for module, row in all_rows():
+        name = row.test or NAMED.get(row.id)
+        if Path(module.__file__).stem == Path(__file__).stem and row.id in PARAMETRIZED:
+            continue
+        assert name and callable(getattr(module, name, None)), \
+            f"reliability row {row.id!r} names no test function of {module.__name__}"

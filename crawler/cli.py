@@ -127,7 +127,7 @@ def _db_path(args) -> Path:
 # --- sync --------------------------------------------------------------------------
 
 def cmd_sync(args, *, console: bool, progress) -> int:
-    from .sync import SyncOptions
+    from .engine import SyncOptions
     config = _config(args)
     creds = resolve_credentials(config)
     options = SyncOptions(full=args.full, owners=tuple(args.owner), packages=tuple(args.package))
@@ -142,7 +142,7 @@ def cmd_sync(args, *, console: bool, progress) -> int:
 
 
 async def _sync_with_signals(config, creds, options, progress):
-    from .sync import run_sync
+    from .engine import run_sync
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[int] = []

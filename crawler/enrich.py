@@ -22,13 +22,13 @@ engine to record:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import structlog
 
 from .errors import AuthError, GraphQLQueryError, InventoryError, PackageError, UnreachableError
-from .graphql import MAX_BATCH, GraphQLClient, split_full_name
-from .store import Store
+from .graphql import MAX_BATCH, GraphQLClient, SourceRepository, split_full_name
+from .store import RepositoryRow, StoreReader
 
 log = structlog.get_logger("crawler.enrich")
 
@@ -36,7 +36,14 @@ log = structlog.get_logger("crawler.enrich")
 # marked as asked (its old facts kept). Others (timeouts...) are retried next run.
 SETTLED_TYPES = frozenset({"NOT_FOUND", "FORBIDDEN"})
 
-Write = Callable[..., Awaitable]
+
+
+class RepositoryWriter(Protocol):
+    """The writes enrichment makes (the engine's writer provides them)."""
+
+    async def save_repositories(self, rows: Iterable[RepositoryRow]) -> int: ...
+
+    async def touch_repositories(self, names: Iterable[str]) -> int: ...
 
 
 @dataclass(slots=True)
@@ -52,14 +59,21 @@ def batches(names: Sequence[str], size: int = MAX_BATCH) -> list[list[str]]:
     return [list(names[i:i + size]) for i in range(0, len(names), size)]
 
 
-async def enrich_sources(client: GraphQLClient, store: Store, write: Write, *, registry: str,
-                         owners: Sequence[str], max_age_s: float | None,
+def repository_row(facts: SourceRepository, stored_as: str) -> RepositoryRow:
+    """The `repositories` row for GraphQL's facts. `stored_as` is the name
+    the packages link to, should GitHub have followed a rename."""
+    return RepositoryRow(stored_as, facts.node_id, facts.archived, facts.visibility, facts.pushed_at,
+                         facts.default_branch, facts.head_oid)
+
+
+async def enrich_sources(client: GraphQLClient, reader: StoreReader, writer: RepositoryWriter, *,
+                         registry: str, owners: Sequence[str], max_age_s: float | None,
                          count_request: Callable[[], None] = lambda: None) -> EnrichReport:
     """Ask GraphQL about the source repositories that are due; store the
-    facts through `write` (the engine's writer: `write(fn, *args)`).
-    `count_request` is called once per batch (the run's lower bound)."""
+    facts through `writer` (the engine's single writer). `count_request`
+    is called once per batch (the run's lower bound)."""
     report = EnrichReport()
-    names = await store.repositories_due(registry, owners, max_age_s)
+    names = await reader.repositories_due(registry, owners, max_age_s)
     valid = []
     for name in names:
         try:
@@ -81,14 +95,14 @@ async def enrich_sources(client: GraphQLClient, store: Store, write: Write, *, r
         except PackageError as exc:                     # this batch's answer was unusable
             report.problems.append(exc)
             continue
-        rows = [facts.row(name) for name, facts in batch.found.items()]
+        rows = [repository_row(facts, name) for name, facts in batch.found.items()]
         if rows:
-            await write(store.save_repositories, rows)
+            await writer.save_repositories(rows)
         report.stored += len(rows)
         settled = [name for name, issue in batch.missing.items()
                    if issue is None or issue.type in SETTLED_TYPES]
         if settled:
-            await write(store.touch_repositories, settled)
+            await writer.touch_repositories(settled)
         for name, issue in batch.missing.items():
             report.missing.append(name)
             why = (f"{issue.type}: {issue.message}" if issue and issue.type else issue.message if issue

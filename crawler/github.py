@@ -1,7 +1,7 @@
 """GitHub REST packages API: listing an owner's container packages and a
 package's versions, with Link pagination and ETag conditional requests.
 
-Facts (DESIGN.md): `per_page` max 100; follow `Link rel="next"`, never build
+Facts (docs/architecture.md "Facts"): `per_page` max 100; follow `Link rel="next"`, never build
 page URLs; a package name containing '/' is sent as %2F (cli/cli#9798); a
 version's `name` is its digest and `metadata.container.tags` its tags; a 304
 costs nothing against the primary rate limit.
@@ -23,7 +23,7 @@ import orjson
 from .errors import AuthError, HttpStatusError, NotFoundError, ParseError
 from .headers import parse_etag, parse_link
 from .http import HttpClient, Response, origin, refetch_bad_bodies
-from .manifest import is_valid_tag, parse_digest
+from .oci import is_valid_tag, parse_digest
 from .model import CacheEntry
 from .secret import Secret
 

@@ -2,8 +2,8 @@
 rate-limit governor, and pure parsers for what its queries answer.
 
 Two users: the enrichment of the packages' source repositories
-(crawler/enrich.py) and `discovery = "graphql"` (`discover_packages`, the
-legacy `packages` connection some GHES servers still answer).
+(crawler/enrich.py) and `discovery = "graphql"` (crawler/discovery/graphql.py,
+the legacy `packages` connection some GHES servers still answer).
 
 Transport. gql's AIOHTTPTransport opens its own aiohttp session, with its
 own connection pool and none of our retry or redirect rules, and turns a 403
@@ -41,7 +41,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, Sequence
 
 import orjson
 import structlog
@@ -52,16 +52,15 @@ from graphql import ExecutionResult
 from graphql.language import (ArgumentNode, DocumentNode, FieldNode, NameNode, OperationDefinitionNode,
                               SelectionSetNode, VariableDefinitionNode, VariableNode, parse)
 
-from .errors import (AuthError, DiscoveryUnsupportedError, GraphQLQueryError, HttpStatusError, ParseError,
+from .errors import (AuthError, GraphQLQueryError, HttpStatusError, ParseError,
                      RateLimitedError)
+from .headers import RateLimit
 from .http import MAX_RATE_LIMIT_WAITS, HttpClient, host_of
-from .model import PackageRef
 from .secret import Secret
 
 log = structlog.get_logger("crawler.graphql")
 
 MAX_BATCH = 100             # aliases per enrichment request (GitHub's node limit is far above)
-MAX_PAGES = 10_000          # packages pages per owner: 1,000,000 packages
 RATE_LIMITED_TYPES = frozenset({"RATE_LIMITED"})
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -142,16 +141,6 @@ def packages_request(login: str, kind: str, after: str | None) -> GraphQLRequest
 # --- wire values and their pure parsers ------------------------------------------
 
 @dataclass(frozen=True, slots=True)
-class RateLimitInfo:
-    """GraphQL's `rateLimit` field: the budget after this query."""
-
-    remaining: int
-    reset_at: float | None          # epoch seconds
-    cost: int | None = None
-    limit: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class GraphQLIssue:
     """One entry of an answer's `errors` array."""
 
@@ -169,7 +158,7 @@ class GraphQLIssue:
 class Answer:
     data: dict
     issues: tuple[GraphQLIssue, ...]
-    rate: RateLimitInfo | None
+    rate: RateLimit | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +170,6 @@ class SourceRepository:
     pushed_at: str | None
     default_branch: str | None      # None for an empty repository
     head_oid: str | None
-
-    def row(self, stored_as: str | None = None) -> tuple:
-        """The `repositories` row (without fetched_at). `stored_as` is the
-        name the packages link to, should GitHub have followed a rename."""
-        return (stored_as or self.name_with_owner, self.node_id,
-                None if self.archived is None else int(self.archived), self.visibility, self.pushed_at,
-                self.default_branch, self.head_oid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +267,7 @@ def is_rate_limited(issues: Sequence[GraphQLIssue]) -> bool:
     return any(i.type in RATE_LIMITED_TYPES or "secondary rate limit" in i.message.lower() for i in issues)
 
 
-def parse_rate_limit_field(data: dict, where: str = "rateLimit") -> RateLimitInfo | None:
+def parse_rate_limit_field(data: dict, where: str = "rateLimit") -> RateLimit | None:
     """GraphQL's `rateLimit { limit cost remaining resetAt }`; None when the
     server has limits off (GHES answers null)."""
     raw = data.get("rateLimit")
@@ -294,8 +276,9 @@ def parse_rate_limit_field(data: dict, where: str = "rateLimit") -> RateLimitInf
     if not isinstance(raw, dict):
         raise ParseError("'rateLimit' is not an object", where=where)
     remaining = _typed(raw, "remaining", int, where, required=True)
-    return RateLimitInfo(remaining=remaining, reset_at=_epoch(_typed(raw, "resetAt", str, where), where),
-                         cost=_typed(raw, "cost", int, where), limit=_typed(raw, "limit", int, where))
+    return RateLimit(limit=_typed(raw, "limit", int, where), remaining=remaining,
+                     reset=_epoch(_typed(raw, "resetAt", str, where), where), resource="graphql",
+                     cost=_typed(raw, "cost", int, where))
 
 
 def parse_repository(node: dict, where: str) -> SourceRepository:
@@ -436,8 +419,7 @@ class GraphQLClient:
                                     types=tuple(i.type for i in issues if i.type))
         rate = parse_rate_limit_field(data, self.where)
         if rate is not None:
-            self.governor.note_budget(remaining=rate.remaining, reset=rate.reset_at, limit=rate.limit,
-                                      resource="graphql")
+            self.governor.note(rate)
         return Answer(data, issues, rate)
 
     async def repositories(self, names: Sequence[str]) -> RepositoryBatch:
@@ -448,31 +430,3 @@ class GraphQLClient:
     async def packages_page(self, login: str, kind: str, after: str | None) -> PackagesPage:
         answer = await self.execute(packages_request(login, kind, after))
         return parse_packages_page(answer.data, f"{self.where} ({login} packages)")
-
-
-# --- discovery = "graphql" ------------------------------------------------------------
-
-async def discover_packages(graphql: GraphQLClient | None, owner, listing) -> AsyncIterator[list[PackageRef]]:
-    """An owner's container packages through GraphQL's `packages` connection
-    (crawler/discovery.py's `graphql` backend). A server that lists none
-    (github.com) is an owner failure naming the fix, never an empty
-    inventory: an empty listing would read as "every package was deleted"."""
-    from .discovery import repository_path
-    if graphql is None:
-        raise DiscoveryUnsupportedError(f"discovery = \"graphql\" for '{owner.name}' needs a GitHub token "
-                                        f"(github.token_env or github.token_file)")
-    after: str | None = None
-    for number in range(MAX_PAGES):
-        page = await graphql.packages_page(owner.name, owner.kind, after)
-        listing.pages += 1
-        if number == 0 and not page.packages and not page.total:
-            raise DiscoveryUnsupportedError(
-                f"GraphQL lists no container packages for '{owner.name}' (github.com removed them from "
-                f"GraphQL in 2022); set discovery = \"rest\" for this owner", where=graphql.where)
-        yield [PackageRef(owner=owner.name, name=p.name, repository_path=repository_path(owner.name, p.name),
-                          discovery="graphql", repository=p.repository, version_count=p.version_count)
-               for p in page.packages]
-        if not page.has_next:
-            return
-        after = page.end_cursor
-    raise ParseError(f"more than {MAX_PAGES} pages of packages", where=graphql.where)

@@ -303,13 +303,16 @@ def _resolve(target: str, base_url: str, cur: _Cursor) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """GitHub's ``x-ratelimit-*`` headers; ``reset`` is epoch seconds."""
+    """A server's word on a rate budget: GitHub's ``x-ratelimit-*`` headers,
+    or GraphQL's ``rateLimit`` field (crawler/graphql.py), which also
+    reports the query's ``cost``. ``reset`` is epoch seconds."""
 
     limit: int | None = None
     remaining: int | None = None
     used: int | None = None
-    reset: int | None = None
+    reset: float | None = None
     resource: str | None = None
+    cost: int | None = None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

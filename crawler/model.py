@@ -1,16 +1,17 @@
 """What flows between the pipeline stages: discovered packages, version
 entries, and the whole-package result a worker hands to the writer.
 
-Wire objects (manifests, configs, headers) live in `manifest.py` and
-`headers.py`; these are the engine's own values. The writer only ever gets a
+Wire objects (manifests, configs, referrer links) live in `crawler/oci/`
+and `headers.py`; these are the engine's own values. The writer only ever gets a
 complete PackageResult, never a cursor or a half-built package.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from .manifest import ImageConfig, ImageIndex, ImageManifest
+from .oci import ImageConfig, ImageIndex, ImageManifest, Referrer
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +66,14 @@ class VersionEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Referrer:
-    subject_digest: str
-    referrer_digest: str
-    kind: str                       # signature | attestation | sbom | other
-    artifact_type: str | None
-    via: str                        # cosign-tag | buildx | subject | referrers-api
+class RegistryFacts:
+    """What a registry told us once and we remember across runs: its token
+    challenge (so later runs skip the 401 probe) and whether it has the OCI
+    referrers API (None: not asked yet)."""
+
+    realm: str | None = None
+    service: str | None = None
+    referrers: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +100,8 @@ class PackageResult:
     # and tags missing from it be closed (DESIGN: no deletions from partial data).
     complete: bool = True
     full: bool = False              # --full: compare and repair stored rows
+
+
+def utc_now() -> str:
+    """Now as the inventory writes every timestamp: ISO-8601 UTC text."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

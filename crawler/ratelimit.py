@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Mapping
 
 from .errors import RateLimitedError
-from .headers import (is_secondary_rate_limit, parse_rate_limit, parse_retry_after,
+from .headers import (RateLimit, is_secondary_rate_limit, parse_rate_limit, parse_retry_after,
                       parse_retry_after_body)
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -31,14 +31,6 @@ Clock = Callable[[], float]
 SECONDARY_BASE_S = 60.0
 SECONDARY_MAX_S = 15 * 60.0
 SLOWDOWN_FRACTION = 0.10
-
-
-@dataclass(slots=True)
-class Budget:
-    limit: int | None = None
-    remaining: int | None = None
-    reset: float | None = None
-    resource: str | None = None
 
 
 def _when(epoch: float) -> str:
@@ -57,7 +49,7 @@ class Governor:
         self.sleep = sleep
         self.clock = clock
         self.secondary_base_s = secondary_base_s
-        self.budget = Budget()
+        self.rate_limit = RateLimit()    # the latest the server said
         self.blocked_until = 0.0
         self.strikes = 0
         self.waited_s = 0.0
@@ -68,7 +60,7 @@ class Governor:
         now = self.clock()
         if self.blocked_until > now:
             return self.blocked_until - now, "rate limited by the server"
-        b = self.budget
+        b = self.rate_limit
         if b.remaining is None or b.reset is None or b.reset <= now:
             return 0.0, ""
         if b.remaining <= self.reserve:
@@ -98,7 +90,7 @@ class Governor:
         now = self.clock()
         rl = parse_rate_limit(headers)
         if rl is not None and rl.remaining is not None:
-            self.budget = Budget(rl.limit, rl.remaining, float(rl.reset) if rl.reset else None, rl.resource)
+            self.rate_limit = replace(rl, reset=float(rl.reset) if rl.reset else None)
         if not self._is_refusal(status, headers, body, rl):
             if status < 400:
                 self.strikes = 0
@@ -114,15 +106,16 @@ class Governor:
         self.blocked_until = max(self.blocked_until, now + wait)
         return wait
 
-    def note_budget(self, *, remaining: int | None, reset: float | None, limit: int | None = None,
-                    resource: str | None = None) -> None:
+    def note(self, rate: RateLimit) -> None:
         """A budget the response body reported (GraphQL's `rateLimit` field),
-        for servers whose headers do not carry it."""
-        if remaining is None:
+        for servers whose headers do not carry it; what it leaves out keeps
+        the value known before."""
+        if rate.remaining is None:
             return
-        b = self.budget
-        self.budget = Budget(limit if limit is not None else b.limit, remaining,
-                             reset if reset is not None else b.reset, resource or b.resource)
+        b = self.rate_limit
+        self.rate_limit = RateLimit(rate.limit if rate.limit is not None else b.limit, rate.remaining,
+                                    rate.used, rate.reset if rate.reset is not None else b.reset,
+                                    rate.resource or b.resource, rate.cost)
 
     def refuse(self) -> float:
         """A refusal the body told instead of the status (GitHub GraphQL's
@@ -130,7 +123,7 @@ class Governor:
         back off as for a secondary limit when the reset is unknown.
         Returns the wait; the caller retries through `before_request`."""
         now = self.clock()
-        b = self.budget
+        b = self.rate_limit
         if b.reset is not None and b.reset > now:
             wait = b.reset - now + 1.0
         else:

@@ -31,8 +31,9 @@ from . import secret
 from .errors import (AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ParseError)
 from .headers import parse_etag, parse_link, parse_www_authenticate
 from .http import HttpClient, Response, origin, refetch_bad_bodies
-from .manifest import (ACCEPT_MANIFESTS, ImageConfig, ImageIndex, ImageManifest, compute_digest,
-                       is_valid_tag, parse_config, parse_digest, parse_manifest, parse_oci_error)
+from .model import RegistryFacts
+from .oci import (ACCEPT_MANIFESTS, ImageConfig, ImageIndex, ImageManifest, compute_digest, is_valid_tag,
+                  parse_config, parse_digest, parse_manifest, parse_oci_error)
 
 log = structlog.get_logger("crawler.registry")
 
@@ -59,8 +60,8 @@ class RegistryClient:
     def __init__(self, http: HttpClient, base_url: str, *, credentials: secret.Secret | None,
                  username: str = "ghcr-inventory", trusted_origins: set[tuple] | None = None,
                  max_manifest_bytes: int = 4 * 1024 * 1024, max_config_bytes: int = 4 * 1024 * 1024,
-                 facts: dict | None = None,
-                 save_facts: Callable[..., Awaitable[None]] | None = None,
+                 facts: RegistryFacts | None = None,
+                 save_facts: Callable[[RegistryFacts], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.http = http
         self.base = base_url.rstrip("/")
@@ -71,11 +72,10 @@ class RegistryClient:
         self.max_manifest_bytes = max_manifest_bytes
         self.max_config_bytes = max_config_bytes
         self.clock = clock
-        facts = facts or {}
-        self.realm: str | None = facts.get("realm")
-        self.service: str | None = facts.get("service")
-        self.referrers_supported: bool | None = (None if facts.get("referrers") is None
-                                                  else bool(facts["referrers"]))
+        facts = facts or RegistryFacts()
+        self.realm: str | None = facts.realm
+        self.service: str | None = facts.service
+        self.referrers_supported: bool | None = facts.referrers
         self._save_facts = save_facts
         self._tokens: dict[str, _Token] = {}
         self._token_locks: dict[str, asyncio.Lock] = {}
@@ -165,7 +165,7 @@ class RegistryClient:
             self.realm, self.service = realm, bearer.service
             self._tokens.clear()
             if self._save_facts:
-                await self._save_facts(realm=realm, service=bearer.service)
+                await self._save_facts(RegistryFacts(realm=realm, service=bearer.service))
 
     async def request(self, method: str, path: str, *, kind: str, scope: str,
                       headers: dict | None = None, max_bytes: int = 1024 * 1024) -> Response:
@@ -328,7 +328,7 @@ class RegistryClient:
                 index = await self.referrers(repo, digest)
                 self.referrers_supported = index is not None
                 if self._save_facts:
-                    await self._save_facts(referrers=int(self.referrers_supported))
+                    await self._save_facts(RegistryFacts(referrers=self.referrers_supported))
                 return list(index.manifests) if index is not None else None
         if self.referrers_supported is False:
             return None

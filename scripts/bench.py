@@ -19,7 +19,7 @@ inspect --raw`` per tag (sequential, and ``xargs -P 8``), the registry-only
 way (this crawler with ``crawl.tag_source = "registry"``), and this crawler.
 
 Also: the cold sync of a 100-package world (memory growth), the writer alone
-(``Store.apply_package`` with synthetic results), and a py-spy profile of the
+(``StoreWriter.apply_package`` with synthetic results), and a py-spy profile of the
 cold sync (sampled from outside at 100 Hz, ``--nonblocking``). Targets print PASS/FAIL; a miss is a finding, not an error (the
 exit code is 0 unless something could not run).
 
@@ -233,13 +233,13 @@ GROUPS = (  # (label, substring of a frame's file) — first match from the leaf
     ("yarl/multidict", "multidict/"),
     ("ssl", "ssl.py"),
     ("asyncio event loop", "asyncio/"),
-    ("crawler.store", "crawler/store.py"),
-    ("crawler.manifest", "crawler/manifest.py"),
+    ("crawler.store", "crawler/store/"),
+    ("crawler.oci", "crawler/oci/"),
     ("crawler.http", "crawler/http.py"),
     ("crawler.registry", "crawler/registry.py"),
     ("crawler.github", "crawler/github.py"),
-    ("crawler.worker", "crawler/worker.py"),
-    ("crawler.sync", "crawler/sync.py"),
+    ("crawler.engine.worker", "crawler/engine/worker.py"),
+    ("crawler.engine", "crawler/engine/"),
     ("crawler (other)", "crawler/"),
 )
 
@@ -363,17 +363,17 @@ def skopeo_loop(world: RemoteWorld, work: Path, repositories: list[str], paralle
 
 
 def writer_bench(work: Path, packages: int, tags_per_package: int) -> dict:
-    """``Store.apply_package`` alone, with synthetic results built from real manifest bytes.
+    """``StoreWriter.apply_package`` alone, with synthetic results built from real manifest bytes.
 
     ``cold``: every tag a new image (manifest, config, labels, layers), as in a
     cold sync. ``tags``: the same packages again with every tag renamed and the
     content already stored (tag rows and package digests only), as in an
     incremental run of a package with many tags.
     """
-    from crawler.manifest import parse_config, parse_manifest
+    from crawler.oci import parse_config, parse_manifest
     from crawler.model import PackageRef, PackageResult, VersionEntry
     from crawler.sandbox import content as c
-    from crawler.store import Store
+    from crawler.store import SQLiteStore
 
     def result(p: int, prefix: str, content: bool) -> PackageResult:
         name = f"w-{p:05d}"
@@ -405,14 +405,14 @@ def writer_bench(work: Path, packages: int, tags_per_package: int) -> dict:
         db = work / "writer.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        store = await Store.open(db)
+        store = await SQLiteStore.open(db)
         out = {}
         try:
-            owner_id = await store.ensure_owner("bench.invalid", "writer", "org", "rest")
+            owner_id = await store.writer.ensure_owner("bench.invalid", "writer", "org", "rest")
             for name, batch in (("cold", cold), ("tags", retag)):
                 started = time.perf_counter()
                 for r in batch:
-                    await store.apply_package(owner_id, r)
+                    await store.writer.apply_package(owner_id, r)
                 seconds = time.perf_counter() - started
                 rows = packages * tags_per_package
                 out[name] = {"packages": packages, "tag_rows": rows, "seconds": round(seconds, 3),

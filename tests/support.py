@@ -10,7 +10,7 @@ from pathlib import Path
 from crawler import cli
 from crawler.config import Credentials, load_config
 from crawler.secret import Secret
-from crawler.sync import Clocks, SyncOptions, run_sync
+from crawler.engine import Clocks, SyncOptions, run_sync
 
 # Retries in tests: real code paths, negligible delays (and none at all when
 # a FakeClock is injected through run_engine).

@@ -68,12 +68,12 @@ def test_profile_summary_groups_py_spy_stacks():
         "main (crawler/cli.py:10);run (asyncio/base_events.py:1);_exchange (crawler/http.py:231);"
         "request (aiohttp/client.py:500) 30",
         "main (crawler/cli.py:10);_worker (aiosqlite/core.py:60);execute (sqlite3/x.py:1) 10",
-        "main (crawler/cli.py:10);parse_manifest (crawler/manifest.py:303) 10",
+        "main (crawler/cli.py:10);parse_manifest (crawler/oci/manifest.py:303) 10",
         "garbage line without a count",
     ])
     p = bench.summarize_profile(raw, seconds=1.0, rate=100)
     assert p["samples"] == 50 and p["busy"] == 0.5
     assert p["groups"][0] == ("aiohttp client", 30, 60.0)
     assert dict((k, v) for k, v, _ in p["groups"]) == {"aiohttp client": 30, "sqlite (aiosqlite thread)": 10,
-                                                        "crawler.manifest": 10}
+                                                        "crawler.oci": 10}
     assert p["crawler_inclusive"][0] == ("main (crawler/cli.py:10)", 50, 100.0)

@@ -6,6 +6,7 @@ graphql discovery loop."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import astuple
 from datetime import datetime, timezone
 
 import orjson
@@ -13,10 +14,13 @@ import pytest
 from graphql import parse, print_ast, validate
 
 from crawler.errors import AuthError, DiscoveryUnsupportedError, GraphQLQueryError, HttpStatusError, ParseError
-from crawler.graphql import (MAX_BATCH, GraphQLIssue, PackagesPage, GqlPackage, discover_packages, document,
+from crawler.graphql import (MAX_BATCH, GraphQLIssue, PackagesPage, GqlPackage, document,
                              document_text, is_rate_limited, packages_request, parse_body, parse_issues,
                              parse_packages_page, parse_rate_limit_field, parse_repositories, query_names,
                              repositories_request, split_full_name)
+from crawler.discovery.graphql import pages as discover_graphql
+from crawler.enrich import repository_row
+from crawler.headers import RateLimit
 from crawler.ratelimit import Governor
 from crawler.sandbox.graphql_api import github_schema
 from crawler.store import apply_schema
@@ -133,8 +137,8 @@ def test_parse_issues_reads_githubs_shapes():
 def test_rate_limit_field():
     info = parse_rate_limit_field({"rateLimit": {"limit": 5000, "cost": 1, "remaining": 4321,
                                                  "resetAt": "2024-01-01T01:00:00Z"}})
-    assert (info.limit, info.cost, info.remaining) == (5000, 1, 4321)
-    assert info.reset_at == datetime(2024, 1, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert (info.limit, info.cost, info.remaining, info.resource) == (5000, 1, 4321, "graphql")
+    assert info.reset == datetime(2024, 1, 1, 1, tzinfo=timezone.utc).timestamp()
     assert parse_rate_limit_field({"rateLimit": None}) is None          # GHES with limits off
     with pytest.raises(ParseError):
         parse_rate_limit_field({"rateLimit": {"remaining": "many"}})
@@ -154,17 +158,17 @@ def test_parse_repositories_keeps_the_valid_part_of_a_partial_answer():
                    "isPrivate": False, "defaultBranchRef": None}}
     issue = GraphQLIssue("Could not resolve to a Repository with the name 'acme/ghost'.", "NOT_FOUND", ("r1",))
     batch = parse_repositories(data, names, [issue])
-    assert batch.found["acme/app"].row() == ("acme/app", "R_kgDOAAAA", 1, "internal", "2024-05-01T00:00:00Z",
-                                             "trunk", "a" * 40)
-    assert batch.found["acme/empty"].row() == ("acme/empty", "R_kgDOAAAA", 0, "public", "2024-05-01T00:00:00Z",
-                                               None, None)
+    assert astuple(repository_row(batch.found["acme/app"], "acme/app")) == (
+        "acme/app", "R_kgDOAAAA", True, "internal", "2024-05-01T00:00:00Z", "trunk", "a" * 40)
+    assert astuple(repository_row(batch.found["acme/empty"], "acme/empty")) == (
+        "acme/empty", "R_kgDOAAAA", False, "public", "2024-05-01T00:00:00Z", None, None)
     assert batch.missing == {"acme/ghost": issue, "acme/quiet": None}
 
 
 def test_a_renamed_repository_is_stored_under_the_name_packages_link_to():
     batch = parse_repositories({"r0": {**REPO, "nameWithOwner": "acme/app-renamed"}}, ["acme/app"])
     assert batch.found["acme/app"].name_with_owner == "acme/app-renamed"
-    assert batch.found["acme/app"].row("acme/app")[0] == "acme/app"
+    assert repository_row(batch.found["acme/app"], "acme/app").name_with_owner == "acme/app"
 
 
 def test_parse_repositories_rejects_a_malformed_node():
@@ -203,9 +207,9 @@ def test_parse_packages_page():
 def test_the_rate_limit_field_feeds_the_governor_and_a_refusal_blocks_it():
     clock = FakeClock()
     gov = Governor("api.github.com:graphql", reserve=50, sleep=clock.sleep, clock=clock.clock)
-    gov.note_budget(remaining=4000, reset=clock.now + 600, limit=5000, resource="graphql")
+    gov.note(RateLimit(limit=5000, remaining=4000, reset=clock.now + 600, resource="graphql"))
     assert gov.delay() == (0.0, "")
-    gov.note_budget(remaining=40, reset=clock.now + 600)               # below the reserve
+    gov.note(RateLimit(remaining=40, reset=clock.now + 600))            # below the reserve
     wait, why = gov.delay()
     assert wait == pytest.approx(601) and "40 of 5000" in why
     assert gov.refuse() == pytest.approx(601)                          # RATE_LIMITED: until the reset
@@ -217,8 +221,8 @@ def test_a_refusal_without_a_known_reset_backs_off_like_a_secondary_limit():
     gov = Governor("h:graphql", sleep=clock.sleep, clock=clock.clock)
     assert gov.refuse() == 60.0
     assert gov.refuse() == 120.0
-    gov.note_budget(remaining=None, reset=None)                          # nothing said: nothing changes
-    assert gov.budget.remaining is None
+    gov.note(RateLimit())                                                # nothing said: nothing changes
+    assert gov.rate_limit.remaining is None
 
 
 # --- discovery = "graphql" -------------------------------------------------------------
@@ -247,7 +251,7 @@ async def test_discovery_follows_the_cursor_and_counts_pages():
     pages = [PackagesPage((GqlPackage("P1", "App", "corp/app", 3),), 2, True, "c1"),
              PackagesPage((GqlPackage("P2", "team/tool", None, 1),), 2, False, None)]
     client, listing = PagedClient(pages), Listing()
-    got = [refs async for refs in discover_packages(client, Owner(), listing)]
+    got = [refs async for refs in discover_graphql(Owner(), listing, client)]
     assert client.calls == [("Corp", "org", None), ("Corp", "org", "c1")]
     assert listing.pages == 2
     [[first], [second]] = got
@@ -259,12 +263,12 @@ async def test_discovery_follows_the_cursor_and_counts_pages():
 async def test_discovery_on_a_server_without_containers_names_the_fix():
     client, listing = PagedClient([PackagesPage((), 0, False, None)]), Listing()
     with pytest.raises(DiscoveryUnsupportedError) as info:
-        [refs async for refs in discover_packages(client, Owner(), listing)]
+        [refs async for refs in discover_graphql(Owner(), listing, client)]
     message = str(info.value)
     assert "GraphQL lists no container packages for 'Corp'" in message
     assert 'set discovery = "rest"' in message and "\n" not in message
     with pytest.raises(DiscoveryUnsupportedError, match="needs a GitHub token"):
-        [refs async for refs in discover_packages(None, Owner(), listing)]
+        [refs async for refs in discover_graphql(Owner(), listing, None)]
 
 
 # --- v_sources on a hand-made database ---------------------------------------------------------

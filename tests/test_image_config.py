@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from crawler.errors import DigestMismatchError, ParseError
-from crawler.manifest import (
+from crawler.oci import (
     ImageConfig,
     ImageInfo,
     compute_digest,

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from crawler.errors import DigestMismatchError, ParseError
-from crawler.manifest import (
+from crawler.oci import (
     ACCEPT_MANIFESTS,
     DOCKER_CONFIG,
     DOCKER_LIST,

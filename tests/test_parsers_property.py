@@ -30,7 +30,7 @@ from crawler.headers import (
     parse_retry_after_body,
     parse_www_authenticate,
 )
-from crawler.manifest import (
+from crawler.oci import (
     DOCKER_CONFIG,
     DOCKER_LIST,
     DOCKER_MANIFEST,

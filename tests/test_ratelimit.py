@@ -101,7 +101,7 @@ def test_backoff_is_jittered_exponential_and_capped():
 
 
 def test_budget_bounds_held_content_and_lets_a_giant_run_alone():
-    from crawler.worker import Budget
+    from crawler.engine.state import MemoryBudget as Budget
 
     async def scenario():
         budget = Budget(100)

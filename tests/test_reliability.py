@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from crawler.manifest import compute_digest
+from crawler.oci import compute_digest
 from tests.reliability import Row, all_rows, readme_with_table
 from tests.support import (FakeClock, integrity_ok, last_run, rows, run_cli, run_engine,
                            write_config)

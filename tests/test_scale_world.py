@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crawler.manifest import ImageIndex, parse_manifest
+from crawler.oci import ImageIndex, parse_manifest
 from crawler.sandbox import scale
 from crawler.sandbox.state import TickClock, WorldState
 

@@ -11,9 +11,10 @@ import pytest
 
 from crawler.cli import run_query
 from crawler.errors import QueryError
-from crawler.manifest import compute_digest, parse_config, parse_manifest
+from crawler.oci import compute_digest, parse_config, parse_manifest
 from crawler.model import PackageRef, PackageResult, Referrer, VersionEntry
-from crawler.store import Store, apply_schema, diff_tags, open_readonly, schema_text
+from crawler.store import SQLiteStore as Store, StoreError, apply_schema, open_readonly, schema_text
+from crawler.store.rows import diff_tags
 
 
 def blob(data: dict) -> tuple[bytes, str]:
@@ -72,8 +73,8 @@ async def test_database_is_private_wal_and_versioned(store, tmp_path):
 
 async def test_reopening_keeps_data_and_recreates_views(tmp_path):
     s = await Store.open(tmp_path / "a.db")
-    owner = await s.ensure_owner("ghcr.io", "acme", "org", "rest")
-    await s.apply_package(owner, result("app", [image(1)], {"v1": image(1)[0].digest}))
+    owner = await s.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
+    await s.writer.apply_package(owner, result("app", [image(1)], {"v1": image(1)[0].digest}))
     await s.close()
     s = await Store.open(tmp_path / "a.db")
     await s.close()
@@ -81,7 +82,7 @@ async def test_reopening_keeps_data_and_recreates_views(tmp_path):
 
 
 async def test_migrations_run_forward_and_refuse_newer(tmp_path, monkeypatch):
-    from crawler import store as store_mod
+    from crawler.store import sqlite as store_mod
     path = tmp_path / "m.db"
     conn = sqlite3.connect(path, isolation_level=None)
     apply_schema(conn)
@@ -100,10 +101,10 @@ async def test_migrations_run_forward_and_refuse_newer(tmp_path, monkeypatch):
 
 
 async def test_package_round_trip_views(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     img = image(1, {"org.opencontainers.image.source": "https://github.com/acme/app",
                     "org.opencontainers.image.revision": "abc123"})
-    applied = await store.apply_package(owner, result("app", [img], {"latest": img[0].digest, "v1": img[0].digest}))
+    applied = await store.writer.apply_package(owner, result("app", [img], {"latest": img[0].digest, "v1": img[0].digest}))
     assert applied.manifests_new == 1 and applied.tags_opened == 2
     got = rows(store.path, "SELECT package, digest, kind, platform, source, revision, size, layer_count, tags "
                            "FROM v_images")
@@ -115,21 +116,21 @@ async def test_package_round_trip_views(store):
 
 
 async def test_apply_is_idempotent(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     img = image(2)
     res = result("app", [img], {"v1": img[0].digest})
-    await store.apply_package(owner, res)
-    again = await store.apply_package(owner, res)
+    await store.writer.apply_package(owner, res)
+    again = await store.writer.apply_package(owner, res)
     assert (again.manifests_new, again.tags_opened, again.tags_closed) == (0, 0, 0)
     assert rows(store.path, "SELECT COUNT(*) FROM tags") == [(1,)]
     assert rows(store.path, "SELECT COUNT(*) FROM manifests") == [(1,)]
 
 
 async def test_tag_history_move_and_delete(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     a, b = image(3), image(4)
-    await store.apply_package(owner, result("app", [a], {"latest": a[0].digest, "old": a[0].digest}))
-    applied = await store.apply_package(owner, result("app", [a, b], {"latest": b[0].digest}))
+    await store.writer.apply_package(owner, result("app", [a], {"latest": a[0].digest, "old": a[0].digest}))
+    applied = await store.writer.apply_package(owner, result("app", [a, b], {"latest": b[0].digest}))
     assert (applied.tags_opened, applied.tags_closed) == (1, 2)
     hist = rows(store.path, "SELECT tag, digest, last_seen IS NULL FROM v_tag_history ORDER BY last_seen IS NULL, tag")
     assert hist == [("latest", a[0].digest, 0), ("old", a[0].digest, 0), ("latest", b[0].digest, 1)]
@@ -138,57 +139,58 @@ async def test_tag_history_move_and_delete(store):
 
 
 async def test_incomplete_listing_never_deletes(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     a, b = image(5), image(6)
-    await store.apply_package(owner, result("app", [a, b], {"x": a[0].digest, "y": b[0].digest}))
-    applied = await store.apply_package(owner, result("app", [a], {"x": a[0].digest}, complete=False))
+    await store.writer.apply_package(owner, result("app", [a, b], {"x": a[0].digest, "y": b[0].digest}))
+    applied = await store.writer.apply_package(owner, result("app", [a], {"x": a[0].digest}, complete=False))
     assert applied.tags_closed == 0 and applied.digests_closed == 0
     assert len(rows(store.path, "SELECT * FROM v_tags")) == 2
 
 
 async def test_failed_transaction_leaves_nothing(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     img = image(7)
     bad = result("app", [img], {"v1": img[0].digest})
     bad.referrers = [Referrer(None, "x", "signature", None, "subject")]  # NOT NULL violation at the end
-    with pytest.raises(sqlite3.IntegrityError):
-        await store.apply_package(owner, bad)
+    with pytest.raises(StoreError) as info:
+        await store.writer.apply_package(owner, bad)
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)   # translated at the store's boundary
     assert rows(store.path, "SELECT COUNT(*) FROM packages") == [(0,)]
     assert rows(store.path, "SELECT COUNT(*) FROM manifests") == [(0,)]
     assert rows(store.path, "SELECT COUNT(*) FROM tags") == [(0,)]
 
 
 async def test_package_deleted_and_restored(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     img = image(8)
-    await store.apply_package(owner, result("app", [img], {"v1": img[0].digest}))
-    await store.apply_package(owner, result("other", [img], {"v1": img[0].digest}))
-    deleted = await store.mark_listed(owner, {"other"}, lambda name: True)
+    await store.writer.apply_package(owner, result("app", [img], {"v1": img[0].digest}))
+    await store.writer.apply_package(owner, result("other", [img], {"v1": img[0].digest}))
+    deleted = await store.writer.mark_listed(owner, {"other"}, lambda name: True)
     assert deleted == ["app"]
     assert rows(store.path, "SELECT package FROM v_packages WHERE deleted_at IS NOT NULL") == [("app",)]
     assert rows(store.path, "SELECT package FROM v_tags") == [("other",)]
     # out-of-scope packages (excluded by a glob) are never concluded deleted
-    assert await store.mark_listed(owner, set(), lambda name: name != "other") == []
-    await store.apply_package(owner, result("app", [img], {"v1": img[0].digest}))
+    assert await store.writer.mark_listed(owner, set(), lambda name: name != "other") == []
+    await store.writer.apply_package(owner, result("app", [img], {"v1": img[0].digest}))
     assert rows(store.path, "SELECT package, deleted_at FROM v_packages ORDER BY package") == [
         ("app", None), ("other", None)]
     assert rows(store.path, "SELECT COUNT(*) FROM v_tag_history WHERE package = 'app'") == [(2,)]
 
 
 async def test_full_resync_repairs_a_corrupted_row(store):
-    owner = await store.ensure_owner("ghcr.io", "acme", "org", "rest")
+    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
     img = image(9, {"a": "1"})
-    await store.apply_package(owner, result("app", [img], {"v1": img[0].digest}))
+    await store.writer.apply_package(owner, result("app", [img], {"v1": img[0].digest}))
     conn = sqlite3.connect(store.path)
     conn.execute("UPDATE manifests SET size = 1, kind = 'artifact' WHERE digest = ?", (img[0].digest,))
     conn.execute("UPDATE config_labels SET value = 'tampered'")
     conn.commit()
     conn.close()
-    applied = await store.apply_package(owner, result("app", [img], {"v1": img[0].digest}, full=True))
+    applied = await store.writer.apply_package(owner, result("app", [img], {"v1": img[0].digest}, full=True))
     assert applied.corrected == 2
     assert rows(store.path, "SELECT size, kind FROM manifests") == [(img[0].size, "image")]
     assert rows(store.path, "SELECT value FROM config_labels") == [("1",)]
-    clean = await store.apply_package(owner, result("app", [img], {"v1": img[0].digest}, full=True))
+    clean = await store.writer.apply_package(owner, result("app", [img], {"v1": img[0].digest}, full=True))
     assert clean.corrected == 0
 
 

@@ -1,29 +1,32 @@
-"""The SQLite store: schema and migrations, reads for the workers, and the
-writes of the single writer task, one transaction per package.
+"""The SQLite store: schema and migrations, the read face for the workers
+and the write face of the single writer task, one transaction per package.
 
-Only this module knows the inventory lives in SQLite (DESIGN.md "Scale
-path"). SQL is built by the pure `*_rows` functions and run here; every write
-goes through `Store.transaction()` (BEGIN IMMEDIATE ... COMMIT), so a package
-is either fully updated or untouched, whatever kills the process.
+The first implementation of `crawler.store.protocol`; only this module (and
+the read-only access for `query`) knows the inventory may live in SQLite
+(docs/architecture.md "Layers"). Rows are built by the pure functions of
+`rows.py` and written here; every write goes through
+`SQLiteWriter.transaction()` (BEGIN IMMEDIATE ... COMMIT), so a package is
+either fully updated or untouched, whatever kills the process.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, astuple, fields
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import aiosqlite
-import orjson
 
-from .errors import InventoryError, UsageError
-from .manifest import ImageConfig, ImageIndex, ImageManifest, image_info
-from .model import CacheEntry, PackageResult, StoredPackage
+from ..errors import InventoryError, UsageError
+from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
+from ..oci import ImageConfig, ImageIndex, ImageManifest
+from .protocol import Applied, RepositoryRow, RunRecord
+from .rows import MANIFEST_COLUMNS, children_rows, config_row, diff_tags, layer_rows, manifest_row
 
 SCHEMA_VERSION = 1
 # Forward migrations: version reached -> statements taking the previous version
@@ -32,18 +35,18 @@ SCHEMA_VERSION = 1
 # existing tables belong here.
 MIGRATIONS: dict[int, Sequence[str]] = {}
 _CHUNK = 500  # well under SQLITE_MAX_VARIABLE_NUMBER on every build
+BUSY_TIMEOUT_MS = 10_000
+# A run row's counters are written at every checkpoint; its outcome fields
+# only once they are known (None leaves the stored value alone).
+_COUNTER_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"status", "finished_at", "exit_code", "message"}
 
 
 class StoreError(InventoryError):
     """The database cannot be opened or written."""
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def schema_text() -> str:
-    return resources.files("crawler").joinpath("schema.sql").read_text(encoding="utf-8")
+    return resources.files("crawler.store").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
 def _chunks(items: Sequence, size: int = _CHUNK):
@@ -143,96 +146,21 @@ def _read_only_authorizer(action, arg1, arg2, _db, _trigger):
     return sqlite3.SQLITE_OK
 
 
-# --- pure row builders ------------------------------------------------------
-
-MANIFEST_COLUMNS = (
-    "digest", "media_type", "kind", "artifact_type", "size", "content_size", "config_digest",
-    "config_size", "layer_count", "subject_digest", "predicate_type", "created", "source", "revision",
-    "description", "licenses", "os", "architecture", "variant", "os_version",
-)
-# The predicate type of an in-toto statement, as buildx and cosign annotate it.
-PREDICATE_ANNOTATIONS = ("in-toto.io/predicate-type", "predicateType")
-
-
-def manifest_row(m: ImageManifest | ImageIndex, config: ImageConfig | None) -> tuple:
-    """The manifests row for a parsed manifest (without fetched_at)."""
-    labels = config.labels if config else ()
-    info = image_info(labels, m.annotations, config.created if config else None)
-    subject = m.subject.digest if m.subject else None
-    if isinstance(m, ImageIndex):
-        return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, None, None, None, None, subject,
-                None, info.created, info.source, info.revision, info.description, info.licenses,
-                None, None, None, None)
-    return (m.digest, m.media_type, m.kind, m.artifact_type, m.size, m.total_size, m.config.digest,
-            m.config.size, len(m.layers), subject, predicate_types(m), info.created, info.source,
-            info.revision, info.description, info.licenses, config.os if config else None,
-            config.architecture if config else None, config.variant if config else None,
-            config.os_version if config else None)
-
-
-def predicate_types(m: ImageManifest) -> str | None:
-    """The attestation's predicate type(s), comma-separated (a buildx
-    attestation manifest carries provenance and SBOM statements side by side)."""
-    found = [value for layer in m.layers for key in PREDICATE_ANNOTATIONS
-             if (value := layer.annotation(key))]
-    return ",".join(dict.fromkeys(found)) or None
-
-
-def children_rows(m: ImageIndex) -> list[tuple]:
-    rows = []
-    for pos, child in enumerate(m.manifests):
-        p = child.platform
-        rows.append((m.digest, pos, child.digest, child.media_type, child.size,
-                     str(p) if p else None, p.os if p else None, p.architecture if p else None,
-                     p.variant if p else None, p.os_version if p else None,
-                     child.annotation("vnd.docker.reference.type"),
-                     child.annotation("vnd.docker.reference.digest")))
-    return rows
-
-
-def layer_rows(m: ImageManifest) -> list[tuple]:
-    return [(m.digest, pos, layer.digest, layer.media_type, layer.size,
-             orjson.dumps(list(layer.urls)).decode() if layer.urls else None)
-            for pos, layer in enumerate(m.layers)]
-
-
-def config_row(c: ImageConfig) -> tuple:
-    return (c.digest, c.os, c.architecture, c.variant, c.os_version, c.created)
-
-
-def diff_tags(current: dict[str, str], new: dict[str, str], complete: bool
-              ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Tags to close and (tag, digest) spans to open. A tag missing from `new`
-    is closed only when the listing was complete."""
-    close = [t for t, d in current.items() if (t in new and new[t] != d) or (t not in new and complete)]
-    opened = [(t, d) for t, d in new.items() if current.get(t) != d]
-    return sorted(close), sorted(opened)
-
-
-@dataclass(slots=True)
-class Applied:
-    """What applying one package changed."""
-
-    manifests_new: int = 0
-    tags_opened: int = 0
-    tags_closed: int = 0
-    digests_closed: int = 0
-    corrected: int = 0
-
-
 # --- the store ---------------------------------------------------------------
 
-class Store:
-    """Owns a write connection (used only by the writer task) and a read
-    connection for the workers' lookups; WAL lets both work at once."""
+class SQLiteStore:
+    """An open SQLite inventory: a write connection for the writer task
+    (`writer`) and a read connection for the workers' lookups (`reader`);
+    WAL lets both work at once."""
 
     def __init__(self, path: Path, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
         self.path = path
-        self._w = write
-        self._r = read
+        self._reader = SQLiteReader(read, path)
+        self._writer = SQLiteWriter(write, path)
+        self._connections = (read, write)
 
     @classmethod
-    async def open(cls, path: Path) -> "Store":
+    async def open(cls, path: Path) -> "SQLiteStore":
         path = Path(path)
         try:
             create_private_file(path)
@@ -241,113 +169,62 @@ class Store:
             await _pragmas(write)
             read = await aiosqlite.connect(f"file:{path.resolve()}?mode=ro", uri=True,
                                            isolation_level=None)
-            await read.execute("PRAGMA busy_timeout = 10000")
+            await read.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         return cls(path, write, read)
 
+    @property
+    def reader(self) -> "SQLiteReader":
+        return self._reader
+
+    @property
+    def writer(self) -> "SQLiteWriter":
+        return self._writer
+
     async def close(self) -> None:
-        for conn in (self._r, self._w):
+        for conn in self._connections:
             try:
                 await conn.close()
             except (sqlite3.Error, ValueError):
                 pass
 
-    @asynccontextmanager
-    async def transaction(self):
-        await self._w.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._w
-        except BaseException:
-            await self._w.execute("ROLLBACK")
-            raise
-        else:
-            await self._w.execute("COMMIT")
 
-    # -- runs ------------------------------------------------------------------
+class SQLiteReader:
+    """The read face (crawler.store.protocol.StoreReader) on a read-only connection."""
 
-    async def close_stale_runs(self) -> int:
-        """Runs left 'running' by a killed process become 'interrupted'.
-        Called under the sync lock, so no live run can be among them."""
-        async with self.transaction() as db:
-            cur = await db.execute(
-                "UPDATE sync_runs SET status = 'interrupted', "
-                "finished_at = COALESCE(finished_at, ?), "
-                "message = COALESCE(message, 'process ended without finishing the run') "
-                "WHERE status = 'running'", (utc_now(),))
-            return cur.rowcount
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
 
-    async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int:
-        async with self.transaction() as db:
-            cur = await db.execute(
-                "INSERT INTO sync_runs (started_at, mode, status, owners, pid, host) "
-                "VALUES (?, ?, 'running', ?, ?, ?)", (utc_now(), mode, ",".join(owners), pid, host))
-            return cur.lastrowid
+    async def _all(self, sql: str, params=()) -> list:
+        with _translated(self._path):
+            cur = await self._conn.execute(sql, params)
+            return list(await cur.fetchall())
 
-    async def update_run(self, run_id: int, **values) -> None:
-        """Checkpoint or finish a run row (counters, status, message)."""
-        if not values:
-            return
-        columns = ", ".join(f"{k} = ?" for k in values)
-        async with self.transaction() as db:
-            await db.execute(f"UPDATE sync_runs SET {columns} WHERE id = ?", (*values.values(), run_id))
-
-    async def record_error(self, run_id: int, owner: str | None, package: str | None,
-                           kind: str, message: str) -> None:
-        async with self.transaction() as db:
-            await db.execute("INSERT INTO run_errors (run_id, owner, package, kind, message, at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (run_id, owner, package, kind, message, utc_now()))
-
-    # -- owners and packages ------------------------------------------------------
-
-    async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
-        cur = await self._w.execute("SELECT id, kind, discovery FROM owners WHERE registry = ? AND name = ?",
-                                    (registry, name))
-        row = await cur.fetchone()
-        if row and (row[1], row[2]) == (kind, discovery):
-            return row[0]  # a no-op run writes nothing but its run row
-        async with self.transaction() as db:
-            cur = await db.execute(
-                "INSERT INTO owners (registry, name, kind, discovery, first_seen) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (registry, name) DO UPDATE SET kind = excluded.kind, "
-                "discovery = excluded.discovery RETURNING id",
-                (registry, name, kind, discovery, utc_now()))
-            row = await cur.fetchone()
-            return row[0]
-
-    async def mark_listed(self, owner_id: int, present: set[str], in_scope) -> list[str]:
-        """After a complete listing: packages in scope but absent are deleted
-        (their tags and digests closed); listed ones are not touched here (a
-        restored package is revived by its own sync). Returns deleted names."""
-        now = utc_now()
-        async with self.transaction() as db:
-            cur = await db.execute(
-                "SELECT id, name FROM packages WHERE owner_id = ? AND deleted_at IS NULL", (owner_id,))
-            gone = [(pid, name) for pid, name in await cur.fetchall()
-                    if name not in present and in_scope(name)]
-            for pid, _ in gone:
-                await db.execute("UPDATE packages SET deleted_at = ? WHERE id = ?", (now, pid))
-                await db.execute("UPDATE tags SET last_seen = ? WHERE package_id = ? AND last_seen IS NULL",
-                                 (now, pid))
-                await db.execute("UPDATE package_digests SET last_seen = ? "
-                                 "WHERE package_id = ? AND last_seen IS NULL", (now, pid))
-        return sorted(name for _, name in gone)
+    async def _one(self, sql: str, params=()):
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
-        cur = await self._r.execute(
+        row = await self._one(
             "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at "
             "FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
-        row = await cur.fetchone()
         return StoredPackage(*row) if row else None
 
-    async def known(self, table: str, digests: Iterable[str]) -> set[str]:
-        assert table in ("manifests", "configs")
+    async def known_manifests(self, digests: Iterable[str]) -> set[str]:
+        return await self._known("manifests", digests)
+
+    async def known_configs(self, digests: Iterable[str]) -> set[str]:
+        return await self._known("configs", digests)
+
+    async def _known(self, table: str, digests: Iterable[str]) -> set[str]:
         wanted = sorted(set(digests))
         found: set[str] = set()
         for chunk in _chunks(wanted):
             marks = ",".join("?" * len(chunk))
-            cur = await self._r.execute(f"SELECT digest FROM {table} WHERE digest IN ({marks})", chunk)
-            found.update(r[0] for r in await cur.fetchall())
+            found.update(r[0] for r in await self._all(f"SELECT digest FROM {table} WHERE digest IN ({marks})",
+                                                        chunk))
         return found
 
     async def children(self, parents: Iterable[str]) -> dict[str, list[str]]:
@@ -355,93 +232,32 @@ class Store:
         out: dict[str, list[str]] = {}
         for chunk in _chunks(wanted):
             marks = ",".join("?" * len(chunk))
-            cur = await self._r.execute(
+            for parent, child in await self._all(
                 f"SELECT parent_digest, child_digest FROM manifest_children "
-                f"WHERE parent_digest IN ({marks}) ORDER BY parent_digest, position", chunk)
-            for parent, child in await cur.fetchall():
+                f"WHERE parent_digest IN ({marks}) ORDER BY parent_digest, position", chunk):
                 out.setdefault(parent, []).append(child)
         return out
 
     async def load_config(self, digest: str) -> ImageConfig | None:
-        cur = await self._r.execute(
+        row = await self._one(
             "SELECT digest, os, architecture, variant, os_version, created FROM configs WHERE digest = ?",
             (digest,))
-        row = await cur.fetchone()
         if row is None:
             return None
-        cur = await self._r.execute(
-            "SELECT key, value FROM config_labels WHERE config_digest = ? ORDER BY key", (digest,))
-        labels = tuple((k, v) for k, v in await cur.fetchall())
+        labels = tuple((k, v) for k, v in await self._all(
+            "SELECT key, value FROM config_labels WHERE config_digest = ? ORDER BY key", (digest,)))
         return ImageConfig(*row, labels=labels)
 
     async def cache_lookup(self, url: str) -> CacheEntry | None:
-        cur = await self._r.execute("SELECT url, etag, payload FROM http_cache WHERE url = ?", (url,))
-        row = await cur.fetchone()
+        row = await self._one("SELECT url, etag, payload FROM http_cache WHERE url = ?", (url,))
         return CacheEntry(row[0], row[1], bytes(row[2])) if row else None
 
-    async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
-        async with self.transaction() as db:
-            await _save_cache(db, entries)
-
-    async def registry_facts(self, registry: str) -> dict | None:
-        cur = await self._r.execute(
+    async def registry_facts(self, registry: str) -> RegistryFacts | None:
+        row = await self._one(
             "SELECT realm, service, referrers FROM registry_facts WHERE registry = ?", (registry,))
-        row = await cur.fetchone()
-        return {"realm": row[0], "service": row[1], "referrers": row[2]} if row else None
-
-    async def save_registry_facts(self, registry: str, **facts) -> None:
-        cols = ["realm", "service", "referrers"]
-        values = [facts.get(c) for c in cols]
-        sets = ", ".join(f"{c} = COALESCE(excluded.{c}, registry_facts.{c})" for c in cols)
-        async with self.transaction() as db:
-            await db.execute(
-                f"INSERT INTO registry_facts (registry, realm, service, referrers, updated_at) "
-                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (registry) DO UPDATE SET {sets}, "
-                f"updated_at = excluded.updated_at", (registry, *values, utc_now()))
-
-    # -- applying one package ---------------------------------------------------------
-
-    async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
-        """Write one package's result in one transaction."""
-        applied = Applied()
-        now = utc_now()
-        async with self.transaction() as db:
-            package_id = await _upsert_package(db, owner_id, result, now)
-            await _write_content(db, result, now, applied)
-            await _write_digests(db, package_id, result, now, applied)
-            await _write_tags(db, package_id, result, now, applied)
-            await db.executemany(
-                "INSERT INTO referrers (subject_digest, referrer_digest, kind, artifact_type, via) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
-                 for r in result.referrers])
-            await _save_cache(db, result.cache)
-        return applied
-
-    async def save_repositories(self, rows: Iterable[tuple]) -> int:
-        rows = list(rows)
-        async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO repositories (name_with_owner, node_id, archived, visibility, pushed_at, "
-                "default_branch, head_oid, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (name_with_owner) DO UPDATE SET node_id = excluded.node_id, "
-                "archived = excluded.archived, visibility = excluded.visibility, "
-                "pushed_at = excluded.pushed_at, default_branch = excluded.default_branch, "
-                "head_oid = excluded.head_oid, fetched_at = excluded.fetched_at",
-                [(*r, utc_now()) for r in rows])
-        return len(rows)
-
-    async def touch_repositories(self, names: Iterable[str]) -> int:
-        """Record that these repositories were asked about and GitHub had no
-        facts for them (NOT_FOUND): facts stored before are kept, only
-        fetched_at moves, so they are asked again after the interval."""
-        names = sorted(set(names))
-        async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO repositories (name_with_owner, fetched_at) VALUES (?, ?) "
-                "ON CONFLICT (name_with_owner) DO UPDATE SET fetched_at = excluded.fetched_at",
-                [(n, utc_now()) for n in names])
-        return len(names)
+        if row is None:
+            return None
+        return RegistryFacts(row[0], row[1], None if row[2] is None else bool(row[2]))
 
     async def repositories_due(self, registry: str, owners: Sequence[str],
                                max_age_s: float | None) -> list[str]:
@@ -463,15 +279,189 @@ class Store:
             if cutoff is not None:
                 sql += " AND (r.fetched_at IS NULL OR r.fetched_at <= ?)"
                 params.append(cutoff)
-            cur = await self._r.execute(sql, params)
-            due.update(r[0] for r in await cur.fetchall())
+            due.update(r[0] for r in await self._all(sql, params))
         return sorted(due)
+
+
+class SQLiteWriter:
+    """The write face (crawler.store.protocol.StoreWriter): every method is
+    one BEGIN IMMEDIATE ... COMMIT on the write connection, used only by the
+    writer task."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._w = conn
+        self._path = path
+
+    @asynccontextmanager
+    async def transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT; anything raised rolls back. SQLite's
+        errors (disk full, a lock held past the busy timeout, I/O) become
+        StoreError here, the store's boundary."""
+        with _translated(self._path):
+            await self._w.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._w
+            except BaseException:
+                await _rollback(self._w)
+                raise
+            try:
+                await self._w.execute("COMMIT")
+            except BaseException:
+                await _rollback(self._w)
+                raise
+
+    async def close_stale_runs(self) -> int:
+        """Runs left 'running' by a killed process become 'interrupted'.
+        Called under the sync lock, so no live run can be among them."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE sync_runs SET status = 'interrupted', "
+                "finished_at = COALESCE(finished_at, ?), "
+                "message = COALESCE(message, 'process ended without finishing the run') "
+                "WHERE status = 'running'", (utc_now(),))
+            return cur.rowcount
+
+    async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int:
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO sync_runs (started_at, mode, status, owners, pid, host) "
+                "VALUES (?, ?, 'running', ?, ?, ?)", (utc_now(), mode, ",".join(owners), pid, host))
+            return cur.lastrowid
+
+    async def update_run(self, run_id: int, record: RunRecord) -> None:
+        """Checkpoint or finish a run row: the counters always, the outcome
+        fields once they are set."""
+        values = {k: v for k, v in asdict(record).items() if v is not None or k in _COUNTER_FIELDS}
+        columns = ", ".join(f"{k} = ?" for k in values)
+        async with self.transaction() as db:
+            await db.execute(f"UPDATE sync_runs SET {columns} WHERE id = ?", (*values.values(), run_id))
+
+    async def record_error(self, run_id: int, owner: str | None, package: str | None,
+                           kind: str, message: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("INSERT INTO run_errors (run_id, owner, package, kind, message, at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (run_id, owner, package, kind, message, utc_now()))
+
+    async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
+        with _translated(self._path):
+            cur = await self._w.execute(
+                "SELECT id, kind, discovery FROM owners WHERE registry = ? AND name = ?", (registry, name))
+            row = await cur.fetchone()
+        if row and (row[1], row[2]) == (kind, discovery):
+            return row[0]  # a no-op run writes nothing but its run row
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO owners (registry, name, kind, discovery, first_seen) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (registry, name) DO UPDATE SET kind = excluded.kind, "
+                "discovery = excluded.discovery RETURNING id",
+                (registry, name, kind, discovery, utc_now()))
+            row = await cur.fetchone()
+            return row[0]
+
+    async def mark_listed(self, owner_id: int, present: set[str],
+                          in_scope: Callable[[str], bool]) -> list[str]:
+        """After a complete listing: packages in scope but absent are deleted
+        (their tags and digests closed); listed ones are not touched here (a
+        restored package is revived by its own sync). Returns deleted names."""
+        now = utc_now()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "SELECT id, name FROM packages WHERE owner_id = ? AND deleted_at IS NULL", (owner_id,))
+            gone = [(pid, name) for pid, name in await cur.fetchall()
+                    if name not in present and in_scope(name)]
+            for pid, _ in gone:
+                await db.execute("UPDATE packages SET deleted_at = ? WHERE id = ?", (now, pid))
+                await db.execute("UPDATE tags SET last_seen = ? WHERE package_id = ? AND last_seen IS NULL",
+                                 (now, pid))
+                await db.execute("UPDATE package_digests SET last_seen = ? "
+                                 "WHERE package_id = ? AND last_seen IS NULL", (now, pid))
+        return sorted(name for _, name in gone)
+
+    async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
+        """Write one package's result in one transaction."""
+        applied = Applied()
+        now = utc_now()
+        async with self.transaction() as db:
+            package_id = await _upsert_package(db, owner_id, result, now)
+            await _write_content(db, result, now, applied)
+            await _write_digests(db, package_id, result, now, applied)
+            await _write_tags(db, package_id, result, now, applied)
+            await db.executemany(
+                "INSERT INTO referrers (subject_digest, referrer_digest, kind, artifact_type, via) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
+                 for r in result.referrers])
+            await _save_cache(db, result.cache)
+        return applied
+
+    async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
+        async with self.transaction() as db:
+            await _save_cache(db, entries)
+
+    async def save_registry_facts(self, registry: str, facts: RegistryFacts) -> None:
+        """Remember what the registry said; a fact left None keeps the stored one."""
+        referrers = None if facts.referrers is None else int(facts.referrers)
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO registry_facts (registry, realm, service, referrers, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (registry) DO UPDATE SET "
+                "realm = COALESCE(excluded.realm, registry_facts.realm), "
+                "service = COALESCE(excluded.service, registry_facts.service), "
+                "referrers = COALESCE(excluded.referrers, registry_facts.referrers), "
+                "updated_at = excluded.updated_at",
+                (registry, facts.realm, facts.service, referrers, utc_now()))
+
+    async def save_repositories(self, rows: Iterable[RepositoryRow]) -> int:
+        rows = [astuple(r) for r in rows]
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO repositories (name_with_owner, node_id, archived, visibility, pushed_at, "
+                "default_branch, head_oid, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name_with_owner) DO UPDATE SET node_id = excluded.node_id, "
+                "archived = excluded.archived, visibility = excluded.visibility, "
+                "pushed_at = excluded.pushed_at, default_branch = excluded.default_branch, "
+                "head_oid = excluded.head_oid, fetched_at = excluded.fetched_at",
+                [(*r[:2], None if r[2] is None else int(r[2]), *r[3:], utc_now()) for r in rows])
+        return len(rows)
+
+    async def touch_repositories(self, names: Iterable[str]) -> int:
+        """Record that these repositories were asked about and GitHub had no
+        facts for them (NOT_FOUND): facts stored before are kept, only
+        fetched_at moves, so they are asked again after the interval."""
+        names = sorted(set(names))
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO repositories (name_with_owner, fetched_at) VALUES (?, ?) "
+                "ON CONFLICT (name_with_owner) DO UPDATE SET fetched_at = excluded.fetched_at",
+                [(n, utc_now()) for n in names])
+        return len(names)
+
+
+
+@contextmanager
+def _translated(path: Path):
+    """SQLite's and the OS's errors, as the one error the engine knows."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot use database {path}: {exc}") from exc
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Roll back if a transaction is still open (a failed COMMIT may have
+    ended it already); never mask the error that got us here."""
+    try:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+    except (sqlite3.Error, OSError, ValueError):
+        pass
+
 
 def _prepare(path: Path) -> None:
     """Schema and migrations, synchronously, before the async connections open."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise StoreError(f"cannot switch {path} to WAL mode (got {mode}); is it on a network share?")
@@ -481,7 +471,7 @@ def _prepare(path: Path) -> None:
 
 
 async def _pragmas(conn: aiosqlite.Connection) -> None:
-    for pragma in ("PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON",
+    for pragma in (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA foreign_keys = ON",
                    "PRAGMA synchronous = NORMAL"):
         await conn.execute(pragma)
 

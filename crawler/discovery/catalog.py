@@ -1,0 +1,20 @@
+"""discovery = "catalog": the registry's `/v2/_catalog` (distribution,
+Harbor, zot, the sandbox); ghcr.io has none (microsoft/vscode-docker#1525)."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from ..config import OwnerConfig
+from ..model import PackageRef
+from ..registry import RegistryClient
+from .listing import Listing
+
+
+async def pages(owner: OwnerConfig, listing: Listing,
+                registry: RegistryClient) -> AsyncIterator[list[PackageRef]]:
+    prefix = owner.name.lower() + "/"
+    repos = await registry.catalog()
+    listing.pages += 1
+    yield [PackageRef(owner=owner.name, name=r[len(prefix):], repository_path=r, discovery="catalog")
+           for r in repos if r.startswith(prefix) and len(r) > len(prefix)]

@@ -1,0 +1,158 @@
+"""The per-owner pipeline: discovery -> a bounded package queue -> N
+workers -> the writer.
+
+Discovery feeds a short queue (memory stays flat however large the org), N
+workers turn packages into whole results, and the writer commits each in
+one transaction. A failure ends what `policy.ends` says: one package, this
+owner's listing, or the run. Only a complete listing concludes deletions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import structlog
+
+from ..config import OwnerConfig
+from ..discovery import Listing, Scope, discover
+from ..errors import InventoryError, UnreachableError
+from ..model import PackageRef
+from ..secret import redact
+from .policy import Ends, Stage, ends
+from .state import Hold, RunState
+from .wiring import Clients
+from .worker import WorkerContext, sync_package
+from .writer import Writer
+
+log = structlog.get_logger("crawler.engine")
+
+UNREACHABLE_STREAK = 8      # consecutive packages failing to connect: the service is down
+
+
+class OwnerPipeline:
+    """One owner's sync within a run."""
+
+    def __init__(self, owner: OwnerConfig, *, state: RunState, writer: Writer, clients: Clients,
+                 ctx: WorkerContext, registry: str, concurrency: int, only: tuple[str, ...],
+                 report: Callable[[], None]) -> None:
+        self.owner = owner
+        self.state = state
+        self.writer = writer
+        self.clients = clients
+        self.ctx = ctx
+        self.registry = registry
+        self.workers = concurrency
+        self.scope = Scope(owner.include, owner.exclude, only)
+        self.report = report
+        self.listing = Listing()
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
+
+    async def run(self) -> None:
+        o = self.owner
+        owner_id = await self.writer.ensure_owner(self.registry, o.name, o.kind, o.discovery)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(), name=f"discovery:{o.name}")
+                for i in range(self.workers):
+                    group.create_task(self._work(owner_id), name=f"worker-{i}")
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        await self._conclude(owner_id)
+
+    async def _produce(self) -> None:
+        o = self.owner
+        try:
+            graphql = self.clients.graphql() if o.discovery == "graphql" else None
+            async for refs in discover(o, self.scope, self.listing, github=self.clients.github,
+                                       registry=self.clients.registry, graphql_client=graphql,
+                                       conditional=not self.state.full):
+                for ref in refs:
+                    if self.state.stopping:
+                        return
+                    self.state.total += 1
+                    await self.queue.put(ref)
+        except Exception as exc:
+            if ends(exc, Stage.LISTING) is not Ends.OWNER:
+                raise
+            self.state.owner_failures += 1   # this owner's listing failed; other owners go on
+            await record_failure(self.state, self.writer, o.name, None, exc)
+        finally:
+            for _ in range(self.workers):
+                await self.queue.put(None)
+
+    async def _work(self, owner_id: int) -> None:
+        state = self.state
+        while True:
+            ref: PackageRef | None = await self.queue.get()
+            if ref is None:
+                return
+            if state.stopping:
+                continue
+            state.summary.packages_seen += 1
+            hold = Hold()
+            try:
+                result = await sync_package(self.ctx, self.owner.kind, owner_id, ref, hold)
+            except BaseException as exc:
+                await state.release(hold)
+                if ends(exc, Stage.PACKAGE) is not Ends.PACKAGE:
+                    raise
+                await self._package_failed(ref, exc)
+                continue
+            state.unreachable_streak = 0
+            if result is None:
+                await state.release(hold)
+                state.summary.packages_skipped += 1
+                self.report()
+                continue
+            await self.writer.apply_package(owner_id, result, hold)
+
+    async def _package_failed(self, ref: PackageRef, exc: InventoryError) -> None:
+        state = self.state
+        state.summary.packages_failed += 1
+        await record_failure(state, self.writer, ref.owner, ref.name, exc)
+        if isinstance(exc, UnreachableError):
+            state.unreachable_streak += 1
+            if state.unreachable_streak >= UNREACHABLE_STREAK:
+                raise UnreachableError(f"{state.unreachable_streak} packages in a row could not be "
+                                       f"fetched; last: {exc}")
+        self.report()
+
+    async def _conclude(self, owner_id: int) -> None:
+        """After the listing: keep its validators, and conclude deletions
+        only from a complete listing of the whole scope."""
+        listing, state = self.listing, self.state
+        state.economy.discovery_pages += listing.pages
+        if listing.cache:
+            await self.writer.save_cache(listing.cache)
+        if listing.complete and not state.stopping and not self.scope.only:
+            deleted = await self.writer.mark_listed(owner_id, listing.listed, self.scope.configured)
+            state.summary.packages_deleted += len(deleted)
+            for name in deleted:
+                log.info("package_deleted", owner=self.owner.name, package=name)
+
+
+async def record_failure(state: RunState, writer: Writer, owner: str, package: str | None,
+                         exc: InventoryError) -> None:
+    """Log and record an owner's or a package's failure in the run."""
+    message = redact(str(exc))
+    state.summary.errors.append(f"{owner}/{package}: {message}" if package else f"{owner}: {message}")
+    log.error("package_failed" if package else "owner_failed", owner=owner, package=package,
+              error=message, error_type=type(exc).__name__)
+    await writer.record_error(state.summary.run_id, owner, package, type(exc).__name__, message)
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error that ended a task group: the first one that is not a
+    cancellation (TaskGroup cancels the siblings of the task that failed)."""
+    flat: list[BaseException] = []
+
+    def walk(err: BaseException) -> None:
+        if isinstance(err, BaseExceptionGroup):
+            for inner in err.exceptions:
+                walk(inner)
+        else:
+            flat.append(err)
+
+    walk(group)
+    return next((e for e in flat if not isinstance(e, asyncio.CancelledError)), flat[0])

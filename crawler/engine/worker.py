@@ -1,0 +1,242 @@
+"""Workers: turn one discovered package into one complete PackageResult.
+
+Tag -> digest comes from the cheapest source (docs/architecture.md
+"Workers"): on GitHub the versions listing (100 versions a page, ETag);
+elsewhere tags/list plus a manifest HEAD per tag with If-None-Match.
+Manifests and config blobs are content-addressed, so a digest already in
+the database is never fetched again (except under --full); digests two
+packages share are fetched once per run (`Inflight`). What content *is*
+(kinds, referrer links) is `crawler.oci`'s question; this module only
+fetches and assembles. Nothing here writes: the result goes to the writer
+whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+
+import structlog
+
+from ..config import CrawlConfig
+from ..github import GhVersion, GitHubClient
+from ..model import CacheEntry, PackageRef, PackageResult, VersionEntry
+from ..oci import (ImageConfig, ImageIndex, ImageManifest, Referrer, api_referrers, content_referrers,
+                   cosign_referrers)
+from ..registry import RegistryClient
+from ..store import StoreReader
+from .state import Hold, RunState
+
+log = structlog.get_logger("crawler.engine.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What a worker may use: the run's state, the store's read face and
+    the fetching clients. It cannot write: results go to the writer whole."""
+
+    state: RunState
+    reader: StoreReader
+    registry: RegistryClient
+    github: GitHubClient | None
+    crawl: CrawlConfig
+
+    @property
+    def full(self) -> bool:
+        return self.state.full
+
+
+def use_versions_listing(ref: PackageRef, crawl: CrawlConfig) -> bool:
+    if crawl.tag_source == "auto":
+        return ref.discovery in ("rest", "graphql")
+    return crawl.tag_source == "versions"
+
+
+async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: PackageRef,
+                       hold: Hold | None = None) -> PackageResult | None:
+    """The package's complete result, or None when it is unchanged (skipped).
+    `hold` collects what the result holds, for the caller to release
+    (`RunState.release`) once it is committed or has failed."""
+    hold = Hold() if hold is None else hold
+    prefetched: dict[str, ImageManifest | ImageIndex] = {}
+    if use_versions_listing(ref, ctx.crawl):
+        if not ctx.full and await _unchanged(ctx, owner_id, ref):
+            return None
+        versions, cache = await _versions_listing(ctx, owner_kind, ref)
+        tags = _tag_map(versions)
+    else:
+        tags, cache, prefetched = await _registry_tags(ctx, ref)
+        versions = []
+    result = PackageResult(ref=ref, versions=[], tags=tags, cache=cache, full=ctx.full)
+    listed = [v.digest for v in versions] + list(tags.values())
+    tag_of = {d: t for t, d in sorted(tags.items(), reverse=True)}
+    reached = await _fetch_content(ctx, ref, listed, tag_of, result, hold, prefetched)
+    by_digest = {v.digest: v for v in versions}
+    result.versions = [by_digest.get(d) or VersionEntry(d) for d in dict.fromkeys(listed + reached)]
+    result.referrers.extend(cosign_referrers(tags, result.manifests))
+    return result
+
+
+async def _unchanged(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> bool:
+    stored = await ctx.reader.stored_package(owner_id, ref.name)
+    return (stored is not None and stored.deleted_at is None and stored.last_synced is not None
+            and ref.updated_at is not None and stored.listing_key == ref.listing_key)
+
+
+async def _versions_listing(ctx: WorkerContext, owner_kind: str, ref: PackageRef
+                            ) -> tuple[list[VersionEntry], list[CacheEntry]]:
+    versions: list[GhVersion] = []
+    cache: list[CacheEntry] = []
+    async for page in ctx.github.versions(ref.owner, owner_kind, ref.name, conditional=not ctx.full):
+        versions.extend(page.items)
+        if page.cache:
+            cache.append(page.cache)
+    ctx.state.economy.listing_pages += max(1, math.ceil(len(versions) / 100))
+    entries = {}
+    for v in versions:   # a digest listed twice (pages shifting under us): keep the first
+        entries.setdefault(v.digest, VersionEntry(v.digest, v.tags, v.id, v.created_at, v.updated_at))
+    return list(entries.values()), cache
+
+
+def _tag_map(versions: list[VersionEntry]) -> dict[str, str]:
+    """tag -> digest. Should GitHub list one tag on two versions (it moved
+    while we paged), the most recently updated version wins."""
+    tags: dict[str, tuple[str, str]] = {}
+    for v in versions:
+        for tag in v.tags:
+            stamp = v.updated_at or ""
+            if tag not in tags or stamp > tags[tag][0]:
+                tags[tag] = (stamp, v.digest)
+    return {tag: digest for tag, (_, digest) in tags.items()}
+
+
+async def _registry_tags(ctx: WorkerContext, ref: PackageRef
+                         ) -> tuple[dict[str, str], list[CacheEntry], dict[str, ImageManifest | ImageIndex]]:
+    """tag -> digest by tags/list and a conditional HEAD per tag; also the
+    manifests that had to be fetched by tag (a HEAD without a digest)."""
+    reg, repo = ctx.registry, ref.repository_path
+    names = await reg.tags(repo, missing_ok=ref.discovery == "catalog")
+    ctx.state.economy.listing_pages += max(1, math.ceil(len(names) / 100))
+    ctx.state.economy.heads += len(names)
+    limit = asyncio.Semaphore(ctx.crawl.concurrency)
+    prefetched: dict[str, ImageManifest | ImageIndex] = {}
+
+    async def resolve(tag: str) -> tuple[str, str, CacheEntry | None]:
+        url = f"{reg.base}/v2/{repo}/manifests/{tag}"
+        async with limit:
+            cached = None if ctx.full else await ctx.reader.cache_lookup(url)
+            head = await reg.head_manifest(repo, tag, etag=cached.etag if cached else None)
+            if head.status == 304 and cached:
+                return tag, cached.payload.decode(), None
+            digest = head.digest
+            if digest is None:  # no Docker-Content-Digest: hash the body ourselves
+                manifest = await reg.manifest(repo, tag, tag_hint=tag)
+                digest = manifest.digest
+                prefetched[digest] = manifest
+                ctx.state.economy.manifests += 1
+            entry = CacheEntry(url, head.etag, digest.encode()) if head.etag else None
+            return tag, digest, entry
+
+    resolved = await asyncio.gather(*(resolve(t) for t in names))
+    return {t: d for t, d, _ in resolved}, [e for _, _, e in resolved if e], prefetched
+
+
+async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str], tag_of: dict[str, str],
+                         result: PackageResult, hold: Hold,
+                         prefetched: dict[str, ImageManifest | ImageIndex]) -> list[str]:
+    """Fetch (verified) every manifest the database lacks, following index
+    children, and the config blobs of new images. Returns every digest
+    reached, children included."""
+    reader, reg, repo = ctx.reader, ctx.registry, ref.repository_path
+    wanted = list(dict.fromkeys(digests))
+    known = set() if ctx.full else await reader.known_manifests(wanted)
+    reached: list[str] = []
+    seen = set(wanted)
+    todo = [d for d in wanted if d not in known]
+    known_parents = [d for d in wanted if d in known]
+    hold.units += await ctx.state.budget.acquire(len(todo))
+    limit = asyncio.Semaphore(ctx.crawl.concurrency)
+    fetched: dict[str, ImageManifest | ImageIndex] = {}
+
+    async def one(digest: str):
+        if digest in prefetched:
+            fetched[digest] = prefetched[digest]
+            return
+        hold.keys.append("m:" + digest)
+        async with limit:
+            value, mine = await ctx.state.inflight.get(
+                "m:" + digest, lambda: reg.manifest(repo, digest, digest=digest, tag_hint=tag_of.get(digest)))
+        if mine:
+            ctx.state.economy.manifests += 1
+        fetched[digest] = value
+
+    # Children of indexes already stored belong to this package too.
+    for parent, children in (await reader.children(known_parents)).items():
+        for child in children:
+            if child not in seen:
+                seen.add(child)
+                reached.append(child)
+    while todo:
+        await asyncio.gather(*(one(d) for d in todo))
+        new_children = []
+        for d in todo:
+            m = fetched[d]
+            if isinstance(m, ImageIndex):
+                for child in m.manifests:
+                    if child.digest not in seen:
+                        seen.add(child.digest)
+                        reached.append(child.digest)
+                        new_children.append(child.digest)
+        known_children = set() if ctx.full else await reader.known_manifests(new_children)
+        todo = [c for c in new_children if c not in known_children]
+    result.manifests.extend(fetched[d] for d in fetched)
+    result.configs.extend(await _configs(ctx, repo, list(fetched.values()), hold))
+    result.referrers.extend(content_referrers(fetched.values()))
+    if ctx.crawl.referrers:
+        subjects = [d for d, m in fetched.items() if d in tag_of and m.kind in ("image", "index")]
+        result.referrers.extend(await _api_referrers(ctx, repo, subjects))
+    if fetched or not use_versions_listing(ref, ctx.crawl):
+        ctx.state.economy.scopes += 1
+    return reached
+
+
+async def _configs(ctx: WorkerContext, repo: str, manifests: list, hold: Hold) -> list[ImageConfig]:
+    """Config blobs of new images: fetched once per digest, forever; a
+    config already stored is loaded (the manifest row needs its labels)."""
+    wanted = sorted({m.config.digest for m in manifests
+                     if isinstance(m, ImageManifest) and m.kind == "image"})
+    if not wanted:
+        return []
+    known = set() if ctx.full else await ctx.reader.known_configs(wanted)
+    limit = asyncio.Semaphore(ctx.crawl.concurrency)
+    out: list[ImageConfig] = []
+
+    async def one(digest: str):
+        if digest in known:
+            config = await ctx.reader.load_config(digest)
+            if config is not None:
+                out.append(config)
+                return
+        hold.keys.append("c:" + digest)
+        async with limit:
+            config, mine = await ctx.state.inflight.get(
+                "c:" + digest, lambda: ctx.registry.config(repo, digest))
+        if mine:
+            ctx.state.economy.configs += 1
+        out.append(config)
+
+    await asyncio.gather(*(one(d) for d in wanted))
+    return out
+
+
+async def _api_referrers(ctx: WorkerContext, repo: str, subjects: list[str]) -> list[Referrer]:
+    """Links from the OCI referrers API, for new tagged images and indexes
+    (where the registry has the API; elsewhere the tag schemes above do)."""
+    out: list[Referrer] = []
+    for subject in subjects:
+        if ctx.registry.referrers_supported is False:
+            break
+        descriptors = await ctx.registry.referrers_of(repo, subject)
+        out.extend(api_referrers(subject, descriptors or ()))
+    return out

@@ -1,0 +1,173 @@
+"""The single writer: the one task that writes to the store.
+
+Workers and enrichment never hold the store's write face; they hand whole
+results to this task through its typed methods (there is no generic
+"run this function" entry), and it applies each in one transaction of the
+store (`crawler.store.protocol.StoreWriter`). The queue is short, so a
+finished package waits here holding its parsed content only briefly.
+
+If the store fails (disk full, a foreign lock past the busy timeout, an
+I/O error) the task ends with that error, every caller waiting on it gets
+the error instead of waiting forever, and the engine ends the run: a
+timer job never hangs on a dead writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable
+
+import structlog
+
+from ..model import CacheEntry, PackageResult
+from ..store import Applied, RegistryFacts, RepositoryRow, RunRecord, StoreWriter
+from .state import Hold
+
+log = structlog.get_logger("crawler.engine.writer")
+
+Release = Callable[[Hold], Awaitable[None]]
+OnApplied = Callable[[PackageResult, Applied], None]
+
+
+@dataclass(slots=True)
+class _Package:
+    owner_id: int
+    result: PackageResult
+    hold: Hold
+
+
+@dataclass(slots=True)
+class _Write:
+    method: Callable[..., Awaitable[Any]]
+    args: tuple
+    future: asyncio.Future
+
+
+class WriterStopped(Exception):
+    """The writer task ended before it took this item (it failed earlier)."""
+
+
+class Writer:
+    def __init__(self, store: StoreWriter, *, release: Release, on_applied: OnApplied,
+                 size: int = 8) -> None:
+        self._store = store
+        self._release = release
+        self._on_applied = on_applied
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=max(2, size))
+        self._task = asyncio.create_task(self._loop(), name="writer")
+
+    # -- the typed entry points ---------------------------------------------------
+
+    async def apply_package(self, owner_id: int, result: PackageResult, hold: Hold) -> None:
+        """Queue one package for its transaction; `hold` is released once it
+        is committed or has failed."""
+        await self._put(_Package(owner_id, result, hold))
+
+    async def close_stale_runs(self) -> int:
+        return await self._write(self._store.close_stale_runs)
+
+    async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int:
+        return await self._write(self._store.begin_run, mode, list(owners), pid, host)
+
+    async def update_run(self, run_id: int, record: RunRecord) -> None:
+        await self._write(self._store.update_run, run_id, record)
+
+    async def record_error(self, run_id: int, owner: str | None, package: str | None,
+                           kind: str, message: str) -> None:
+        await self._write(self._store.record_error, run_id, owner, package, kind, message)
+
+    async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
+        return await self._write(self._store.ensure_owner, registry, name, kind, discovery)
+
+    async def mark_listed(self, owner_id: int, present: set[str],
+                          in_scope: Callable[[str], bool]) -> list[str]:
+        return await self._write(self._store.mark_listed, owner_id, present, in_scope)
+
+    async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
+        await self._write(self._store.save_cache, list(entries))
+
+    async def save_registry_facts(self, registry: str, facts: RegistryFacts) -> None:
+        await self._write(self._store.save_registry_facts, registry, facts)
+
+    async def save_repositories(self, rows: Iterable[RepositoryRow]) -> int:
+        return await self._write(self._store.save_repositories, list(rows))
+
+    async def touch_repositories(self, names: Iterable[str]) -> int:
+        return await self._write(self._store.touch_repositories, list(names))
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Let the queued work finish, then stop; re-raises the task's failure."""
+        if not self._task.done():
+            try:
+                await self._put(None)
+            except WriterStopped:
+                pass
+        await self._task
+
+    # -- the task -------------------------------------------------------------------
+
+    async def _write(self, method: Callable[..., Awaitable[Any]], *args) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        await self._put(_Write(method, args, future))
+        await asyncio.wait({future, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not future.done() or isinstance(future.exception(), WriterStopped):
+            self._dead()   # the store's own error, not "not written"
+        return future.result()
+
+    async def _put(self, item) -> None:
+        """Queue `item`, unless the writer dies first (never wait on a dead task)."""
+        if self._task.done():
+            self._dead()
+        put = asyncio.ensure_future(self._queue.put(item))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            self._dead()
+
+    def _dead(self):
+        exc = self._task.exception() if not self._task.cancelled() else None
+        if exc is not None:
+            raise exc
+        raise WriterStopped("the writer stopped")
+
+    async def _loop(self) -> None:
+        try:
+            while (item := await self._queue.get()) is not None:
+                if isinstance(item, _Write):
+                    await self._run_write(item)
+                else:
+                    await self._run_package(item)
+        except BaseException as exc:
+            await self._fail_pending(exc)
+            raise
+
+    async def _run_write(self, item: _Write) -> None:
+        try:
+            value = await item.method(*item.args)
+        except BaseException as exc:
+            if not item.future.done():
+                item.future.set_exception(exc)
+                item.future.exception()  # retrieved here: the caller re-raises the task's error
+            raise
+        if not item.future.done():
+            item.future.set_result(value)
+
+    async def _run_package(self, item: _Package) -> None:
+        try:
+            applied = await self._store.apply_package(item.owner_id, item.result)
+        finally:
+            await self._release(item.hold)
+        self._on_applied(item.result, applied)
+
+    async def _fail_pending(self, exc: BaseException) -> None:
+        """The store failed: what is still queued will never be written."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Write) and not item.future.done():
+                item.future.set_exception(WriterStopped(f"not written: the writer failed earlier ({exc!s})"))
+                item.future.exception()
+            elif isinstance(item, _Package):
+                await self._release(item.hold)

@@ -1,0 +1,132 @@
+"""The store's two faces, as protocols: what the pipeline may read, and what
+only the writer task may write.
+
+Nothing above the store knows which database holds the inventory
+(docs/architecture.md "Layers"): the engine opens a `Store` through
+`crawler.store.open_store`, hands its `reader` to workers and enrichment,
+and its `writer` to the single writer task (`crawler.engine.writer`), whose
+typed methods are the only way in. The SQLite store (`sqlite.py`) is the
+first implementation; a PostgreSQL store implements the same protocols.
+
+Every `StoreWriter` method is one transaction: a package is applied whole
+or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage
+from ..oci import ImageConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRow:
+    """A source repository's facts from GraphQL enrichment."""
+
+    name_with_owner: str
+    node_id: str | None
+    archived: bool | None
+    visibility: str | None
+    pushed_at: str | None
+    default_branch: str | None
+    head_oid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run's counters (checkpointed while it runs) and, at the end, its
+    outcome (`status`, `finished_at`, `exit_code`, `message`)."""
+
+    requests: int = 0
+    not_modified: int = 0
+    lower_bound: int = 0
+    requests_by_kind: str = "{}"      # JSON object, kind -> count
+    faults: str = "{}"                # JSON object, fault -> count
+    packages_seen: int = 0
+    packages_changed: int = 0
+    packages_skipped: int = 0
+    packages_failed: int = 0
+    packages_deleted: int = 0
+    manifests_new: int = 0
+    rows_corrected: int = 0
+    bytes: int = 0
+    errors: int = 0
+    status: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one package changed."""
+
+    manifests_new: int = 0
+    tags_opened: int = 0
+    tags_closed: int = 0
+    digests_closed: int = 0
+    corrected: int = 0
+
+
+class StoreReader(Protocol):
+    """Reads the workers and enrichment may make while the writer writes."""
+
+    async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None: ...
+
+    async def known_manifests(self, digests: Iterable[str]) -> set[str]: ...
+
+    async def known_configs(self, digests: Iterable[str]) -> set[str]: ...
+
+    async def children(self, parents: Iterable[str]) -> dict[str, list[str]]: ...
+
+    async def load_config(self, digest: str) -> ImageConfig | None: ...
+
+    async def cache_lookup(self, url: str) -> CacheEntry | None: ...
+
+    async def registry_facts(self, registry: str) -> RegistryFacts | None: ...
+
+    async def repositories_due(self, registry: str, owners: Sequence[str],
+                               max_age_s: float | None) -> list[str]: ...
+
+
+class StoreWriter(Protocol):
+    """Writes, each one transaction; called only by the writer task."""
+
+    async def close_stale_runs(self) -> int: ...
+
+    async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int: ...
+
+    async def update_run(self, run_id: int, record: RunRecord) -> None: ...
+
+    async def record_error(self, run_id: int, owner: str | None, package: str | None,
+                           kind: str, message: str) -> None: ...
+
+    async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int: ...
+
+    async def mark_listed(self, owner_id: int, present: set[str],
+                          in_scope: Callable[[str], bool]) -> list[str]: ...
+
+    async def apply_package(self, owner_id: int, result: PackageResult) -> Applied: ...
+
+    async def save_cache(self, entries: Iterable[CacheEntry]) -> None: ...
+
+    async def save_registry_facts(self, registry: str, facts: RegistryFacts) -> None: ...
+
+    async def save_repositories(self, rows: Iterable[RepositoryRow]) -> int: ...
+
+    async def touch_repositories(self, names: Iterable[str]) -> int: ...
+
+
+class Store(Protocol):
+    """An open inventory: its two faces and how to close it."""
+
+    @property
+    def reader(self) -> StoreReader: ...
+
+    @property
+    def writer(self) -> StoreWriter: ...
+
+    async def close(self) -> None: ...

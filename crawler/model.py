@@ -97,7 +97,7 @@ class PackageResult:
     referrers: list[Referrer] = field(default_factory=list)
     cache: list[CacheEntry] = field(default_factory=list)
     # A listing is complete when every page was read: only then may digests
-    # and tags missing from it be closed (DESIGN: no deletions from partial data).
+    # and tags missing from it be closed (docs/architecture.md "Invariants").
     complete: bool = True
     full: bool = False              # --full: compare and repair stored rows
 

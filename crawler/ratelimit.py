@@ -2,7 +2,7 @@
 
 It reads what the server says (x-ratelimit-*, Retry-After in the header or
 ghcr's body form) and decides how long the next request must wait. GitHub's
-rules (docs "Rate limits for the REST API", DESIGN.md facts):
+rules (docs "Rate limits for the REST API"; docs/architecture.md "Facts"):
   - primary limit: never spend the last `reserve` requests; when remaining
     reaches it, wait for `reset`; slow down (spread the rest until reset)
     as remaining falls below 10 % of the limit;

@@ -166,8 +166,8 @@ def run_report(conn: sqlite3.Connection, name: str, days: int = 7) -> tuple[list
 
 # --- Datasette ------------------------------------------------------------------
 
-# One line per view of the query surface: the stable views of DESIGN.md's SQL
-# contract and the report views (schema.sql documents each one in full).
+# One line per view of the query surface: the stable views (README "The SQL surface")
+# and the report views (schema.sql documents each one in full).
 VIEWS = {
     "v_packages": "Packages per owner: visibility, source repository, GitHub's timestamps, sync times.",
     "v_tags": "Current tags: tag -> digest, with the manifest's media type and kind.",

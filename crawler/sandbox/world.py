@@ -426,7 +426,7 @@ class World:
         direct: bool = False,
         discovery: str = "rest",
     ) -> str:
-        """A ghcr-inventory config (DESIGN.md's fixed keys) pointing at this world."""
+        """A ghcr-inventory config (its fixed keys: config.example.toml) pointing at this world."""
         api = self.api_direct_url if direct else self.api_url
         registry = self.registry_direct_url if direct else self.registry_url
         lines = [

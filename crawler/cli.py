@@ -1,5 +1,5 @@
 """The command line: parse, load config, configure logging once, call the
-engine, map errors to exit codes (DESIGN.md "CLI contract"):
+engine, map errors to exit codes (README "Use it"):
 
   0 done · 1 done but some packages failed · 2 usage/config error ·
   3 authentication/authorization · 4 API/registry unreachable or rate-limited ·

@@ -1,7 +1,7 @@
 """Configuration: a typed dataclass tree, a pure loader from TOML text, a file
 loader around it, and token resolution from the environment or a file.
 
-The keys are a user-facing contract (DESIGN.md "Configuration"); every key is
+The keys are a user-facing contract (README "Configuration"); every key is
 documented in config.example.toml. Unknown keys and wrong types are rejected
 with a ConfigError naming the key and the file. Tokens never come from argv.
 """

@@ -105,7 +105,11 @@ class OwnerPipeline:
                 state.summary.packages_skipped += 1
                 self.report()
                 continue
-            await self.writer.apply_package(owner_id, result, hold)
+            try:
+                await self.writer.apply_package(owner_id, result, hold)
+            except BaseException:
+                await state.release(hold)
+                raise
 
     async def _package_failed(self, ref: PackageRef, exc: InventoryError) -> None:
         state = self.state

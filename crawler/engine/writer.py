@@ -61,7 +61,9 @@ class Writer:
 
     async def apply_package(self, owner_id: int, result: PackageResult, hold: Hold) -> None:
         """Queue one package for its transaction; `hold` is released once it
-        is committed or has failed."""
+        is committed or has failed. Raises the store's error if the writer
+        has died (the caller then still owns `hold`; releasing twice is
+        harmless)."""
         await self._put(_Package(owner_id, result, hold))
 
     async def close_stale_runs(self) -> int:
@@ -123,7 +125,7 @@ class Writer:
             self._dead()
         put = asyncio.ensure_future(self._queue.put(item))
         await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():
+        if self._task.done():   # died meanwhile: what it had not taken will never be written
             put.cancel()
             self._dead()
 

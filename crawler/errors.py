@@ -140,3 +140,10 @@ class DiscoveryUnsupportedError(PackageError):
     """The configured discovery cannot list this owner's packages on this
     server (github.com answers GraphQL's `packages` with nothing for
     containers); the message names the `discovery` value that works."""
+
+
+class IncompleteListingError(PackageError):
+    """A listing that did not end as its protocol says (a Link that loops
+    back, a page cap, a page short of its size that still links a next one,
+    fewer pages than announced): nothing may be concluded from it — no
+    deletions, no tag closures."""

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import orjson
 
-from .errors import AuthError, HttpStatusError, NotFoundError, ParseError
+from .errors import AuthError, HttpStatusError, IncompleteListingError, NotFoundError, ParseError
 from .headers import parse_etag, parse_link
 from .http import HttpClient, Response, origin, refetch_bad_bodies
 from .oci import is_valid_tag, parse_digest
@@ -28,6 +28,7 @@ from .model import CacheEntry
 from .secret import Secret
 
 API_VERSION = "2022-11-28"
+PER_PAGE = 100                  # the most GitHub gives; every page but the last is full
 MAX_PAGES = 100_000
 
 
@@ -53,11 +54,24 @@ class GhVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class Parsed:
+    """One page's body, parsed: its records, the entries skipped as
+    malformed (one reason each), and how many entries the body held."""
+
+    items: tuple
+    skipped: tuple[str, ...] = ()
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: tuple
     next_url: str | None
     cache: CacheEntry | None        # new validator to store (None when unchanged)
     not_modified: bool
+    skipped: tuple[str, ...] = ()   # malformed entries left out (the listing is then incomplete)
+    count: int = 0                  # entries the page held
+    last_url: str | None = None     # rel="last": where the listing says it ends
 
 
 # --- pure parsers ---------------------------------------------------------------
@@ -81,30 +95,48 @@ def _opt(obj: dict, key: str, kind: type, where: str) -> Any:
     return value
 
 
-def parse_packages(body: bytes, *, where: str = "packages") -> list[GhPackage]:
-    out = []
-    for i, item in enumerate(_load_list(body, where)):
+def parse_packages(body: bytes, *, where: str = "packages") -> Parsed:
+    """An owner's packages page. A malformed entry is skipped with its
+    reason (the other packages still sync; the listing is then incomplete,
+    so no deletion is concluded from it); a body that is not a JSON array
+    raises ParseError."""
+    entries = _load_list(body, where)
+    out, skipped = [], []
+    for i, item in enumerate(entries):
         at = f"{where} [item {i}]"
-        if not isinstance(item, dict):
-            raise ParseError("package entry is not an object", where=at)
-        name = item.get("name")
-        if not isinstance(name, str) or not name or len(name) > 512 or any(c.isspace() for c in name):
-            raise ParseError(f"package has an invalid name {str(name)[:60]!r}", where=at)
-        if item.get("package_type", "container") != "container":
+        try:
+            package = _package(item, at)
+        except ParseError as exc:
+            skipped.append(str(exc))
             continue
-        repo = item.get("repository")
-        full_name = repo.get("full_name") if isinstance(repo, dict) else None
-        out.append(GhPackage(
-            id=_opt(item, "id", int, at), name=name, visibility=_opt(item, "visibility", str, at),
-            repository=full_name if isinstance(full_name, str) else None,
-            html_url=_opt(item, "html_url", str, at), version_count=_opt(item, "version_count", int, at),
-            created_at=_opt(item, "created_at", str, at), updated_at=_opt(item, "updated_at", str, at)))
-    return out
+        if package is not None:
+            out.append(package)
+    return Parsed(tuple(out), tuple(skipped), len(entries))
 
 
-def parse_versions(body: bytes, *, where: str = "versions") -> list[GhVersion]:
+def _package(item: Any, at: str) -> GhPackage | None:
+    if not isinstance(item, dict):
+        raise ParseError("package entry is not an object", where=at)
+    name = item.get("name")
+    if not isinstance(name, str) or not name or len(name) > 512 or any(c.isspace() for c in name):
+        raise ParseError(f"package has an invalid name {str(name)[:60]!r}", where=at)
+    if item.get("package_type", "container") != "container":
+        return None
+    repo = item.get("repository")
+    full_name = repo.get("full_name") if isinstance(repo, dict) else None
+    return GhPackage(
+        id=_opt(item, "id", int, at), name=name, visibility=_opt(item, "visibility", str, at),
+        repository=full_name if isinstance(full_name, str) else None,
+        html_url=_opt(item, "html_url", str, at), version_count=_opt(item, "version_count", int, at),
+        created_at=_opt(item, "created_at", str, at), updated_at=_opt(item, "updated_at", str, at))
+
+
+def parse_versions(body: bytes, *, where: str = "versions") -> Parsed:
+    """A package's versions page; any malformed entry fails the page (a
+    package is synced whole or not at all)."""
+    entries = _load_list(body, where)
     out = []
-    for i, item in enumerate(_load_list(body, where)):
+    for i, item in enumerate(entries):
         at = f"{where} [item {i}]"
         if not isinstance(item, dict):
             raise ParseError("version entry is not an object", where=at)
@@ -122,16 +154,23 @@ def parse_versions(body: bytes, *, where: str = "versions") -> list[GhVersion]:
             raise ParseError(f"tag {bad[0][:60]!r} is not a valid OCI tag", where=at)
         out.append(GhVersion(vid, digest, tuple(tags), _opt(item, "created_at", str, at),
                              _opt(item, "updated_at", str, at)))
-    return out
+    return Parsed(tuple(out), (), len(entries))
 
 
-def packages_to_payload(items: list[GhPackage], next_url: str | None) -> bytes:
-    return orjson.dumps({"next": next_url, "items": [list(_astuple(p)) for p in items]})
+# The compact payload cached per page URL: what a 304 stands for.
+
+def packages_to_payload(parsed: Parsed, next_url: str | None, last_url: str | None = None) -> bytes:
+    return _payload([list(_astuple(p)) for p in parsed.items], parsed, next_url, last_url)
 
 
-def versions_to_payload(items: list[GhVersion], next_url: str | None) -> bytes:
-    return orjson.dumps({"next": next_url, "items": [[v.id, v.digest, list(v.tags), v.created_at,
-                                                       v.updated_at] for v in items]})
+def versions_to_payload(parsed: Parsed, next_url: str | None, last_url: str | None = None) -> bytes:
+    return _payload([[v.id, v.digest, list(v.tags), v.created_at, v.updated_at] for v in parsed.items],
+                    parsed, next_url, last_url)
+
+
+def _payload(rows: list, parsed: Parsed, next_url: str | None, last_url: str | None) -> bytes:
+    return orjson.dumps({"next": next_url, "last": last_url, "items": rows, "skipped": list(parsed.skipped),
+                         "count": parsed.count})
 
 
 def _astuple(p: GhPackage) -> tuple:
@@ -139,14 +178,20 @@ def _astuple(p: GhPackage) -> tuple:
             p.updated_at)
 
 
-def payload_to_packages(payload: bytes) -> tuple[list[GhPackage], str | None]:
+def payload_to_packages(payload: bytes) -> tuple[Parsed, str | None, str | None]:
     data = orjson.loads(payload)
-    return [GhPackage(*row) for row in data["items"]], data["next"]
+    return _parsed([GhPackage(*row) for row in data["items"]], data), data["next"], data.get("last")
 
 
-def payload_to_versions(payload: bytes) -> tuple[list[GhVersion], str | None]:
+def payload_to_versions(payload: bytes) -> tuple[Parsed, str | None, str | None]:
     data = orjson.loads(payload)
-    return [GhVersion(r[0], r[1], tuple(r[2]), r[3], r[4]) for r in data["items"]], data["next"]
+    versions = [GhVersion(r[0], r[1], tuple(r[2]), r[3], r[4]) for r in data["items"]]
+    return _parsed(versions, data), data["next"], data.get("last")
+
+
+def _parsed(items: list, data: dict) -> Parsed:
+    # Payloads cached before "skipped"/"count" existed held only valid items.
+    return Parsed(tuple(items), tuple(data.get("skipped") or ()), data.get("count", len(items)))
 
 
 # --- the client -----------------------------------------------------------------------
@@ -164,12 +209,12 @@ class GitHubClient:
 
     def packages_url(self, owner: str, kind: str) -> str:
         base = "orgs" if kind == "org" else "users"
-        query = urlencode({"package_type": "container", "per_page": 100})
+        query = urlencode({"package_type": "container", "per_page": PER_PAGE})
         return f"{self.api}/{base}/{quote(owner, safe='')}/packages?{query}"
 
     def versions_url(self, owner: str, kind: str, package: str) -> str:
         base = "orgs" if kind == "org" else "users"
-        query = urlencode({"state": "active", "per_page": 100})
+        query = urlencode({"state": "active", "per_page": PER_PAGE})
         return (f"{self.api}/{base}/{quote(owner, safe='')}/packages/container/"
                 f"{quote(package, safe='')}/versions?{query}")
 
@@ -190,30 +235,46 @@ class GitHubClient:
 
     async def _pages(self, url: str, *, kind: str, conditional: bool, what: str, parse, to_payload,
                      from_payload) -> AsyncIterator[Page]:
-        seen = set()
-        for _ in range(MAX_PAGES):
+        """Every page, following `Link: rel="next"` exactly as given. The
+        listing is complete only when a page links no next one; anything
+        else (a link back, another host, a page short of `per_page` that
+        links a next one, an end before the page announced as `last`, the
+        page cap) raises IncompleteListingError after the pages read."""
+        seen: set[str] = set()
+        announced_last: str | None = None
+        for number in range(1, MAX_PAGES + 1):
             seen.add(url)
             page = await self._page(url, kind=kind, conditional=conditional, what=what, parse=parse,
-                                    to_payload=to_payload, from_payload=from_payload)
+                                    to_payload=to_payload, from_payload=from_payload, number=number)
             yield page
             if not page.next_url:
+                if announced_last and not _same_page(url, announced_last):
+                    raise _incomplete(f"the listing ended on page {number} before the page its Link "
+                                      f"announced as last", what)
                 return
+            if page.count < PER_PAGE:
+                raise _incomplete(f"page {number} holds {page.count} of {PER_PAGE} entries but links a "
+                                  f"next page", what)
             if page.next_url in seen:
-                raise ParseError("pagination Link loops back to a page already read", where=what)
+                raise _incomplete(f"the pagination Link of page {number} loops back to a page already read",
+                                  what)
             if origin(page.next_url) != origin(self.api):
-                raise ParseError(f"pagination Link points to another host "
-                                 f"({urlsplit(page.next_url).netloc})", where=what)
+                raise _incomplete(f"the pagination Link of page {number} points to another host "
+                                  f"({urlsplit(page.next_url).netloc})", what)
+            announced_last = page.last_url or announced_last
             url = page.next_url
+        raise _incomplete(f"more than {MAX_PAGES} pages", what)
 
-    async def _page(self, url: str, *, kind, conditional, what, parse, to_payload, from_payload) -> Page:
+    async def _page(self, url: str, *, kind, conditional, what, parse, to_payload, from_payload,
+                    number: int) -> Page:
         cached = await self.cache_lookup(url) if (conditional and self.cache_lookup) else None
         return await refetch_bad_bodies(
             lambda: self._page_once(url, cached, kind=kind, what=what, parse=parse, to_payload=to_payload,
-                                    from_payload=from_payload),
+                                    from_payload=from_payload, number=number),
             self.http.counters, what)
 
     async def _page_once(self, url: str, cached: CacheEntry | None, *, kind, what, parse, to_payload,
-                         from_payload) -> Page:
+                         from_payload, number: int) -> Page:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         if cached:
             headers["If-None-Match"] = cached.etag
@@ -222,15 +283,33 @@ class GitHubClient:
                                        auth_origin=self.api, max_bytes=32 * 1024 * 1024)
         where = f"{what} ({urlsplit(url).path})"
         if resp.status == 304 and cached:
-            items, next_url = from_payload(cached.payload)
-            return Page(tuple(items), next_url, None, True)
+            parsed, next_url, last_url = from_payload(cached.payload)
+            return Page(parsed.items, next_url, None, True, parsed.skipped, parsed.count, last_url)
+        if resp.status == 400 and number > 1:
+            # GitHub refuses pages past 10,000 results (page * per_page > 10000).
+            raise _incomplete(f"GitHub refused page {number} (HTTP 400{_message(resp)}); it lists at most "
+                              f"10,000 entries", what)
         check_status(resp, what)
         _check_json(resp, where)
-        items = parse(resp.body, where=where)
-        next_url = parse_link(resp.header("Link"), resp.url).get("next")
+        parsed = parse(resp.body, where=where)
+        links = parse_link(resp.header("Link"), resp.url)
+        next_url, last_url = links.get("next"), links.get("last")
         etag = parse_etag(resp.header("ETag"))
-        entry = CacheEntry(url, etag, to_payload(items, next_url)) if etag else None
-        return Page(tuple(items), next_url, entry, False)
+        entry = CacheEntry(url, etag, to_payload(parsed, next_url, last_url)) if etag else None
+        return Page(parsed.items, next_url, entry, False, parsed.skipped, parsed.count, last_url)
+
+
+def _incomplete(reason: str, what: str) -> IncompleteListingError:
+    return IncompleteListingError(f"{reason}; the listing is incomplete, nothing concluded from it", where=what)
+
+
+def _same_page(url: str, other: str) -> bool:
+    """Two links to one page: GitHub's links differ at most in how the
+    query is spelled, so compare their `page` numbers when both have one."""
+    a, b = parse_qs(urlsplit(url).query).get("page"), parse_qs(urlsplit(other).query).get("page")
+    if a and b:
+        return a == b
+    return url == other
 
 
 def _check_json(resp: Response, where: str) -> None:

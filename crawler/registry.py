@@ -28,7 +28,8 @@ import orjson
 import structlog
 
 from . import secret
-from .errors import (AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ParseError)
+from .errors import (AuthError, DigestMismatchError, HttpStatusError, IncompleteListingError, NotFoundError,
+                     ParseError)
 from .headers import parse_etag, parse_link, parse_www_authenticate
 from .http import HttpClient, Response, origin, refetch_bad_bodies
 from .model import RegistryFacts
@@ -38,7 +39,7 @@ from .oci import (ACCEPT_MANIFESTS, ImageConfig, ImageIndex, ImageManifest, comp
 log = structlog.get_logger("crawler.registry")
 
 DEFAULT_TOKEN_TTL_S = 60.0   # "tokens may come without expires_in (then 60 s)"
-MAX_TAG_PAGES = 10_000
+MAX_LISTING_PAGES = 10_000
 MAX_TAGS_BODY = 16 * 1024 * 1024
 
 
@@ -210,62 +211,65 @@ class RegistryClient:
         "Listing Tags"); invalid tag names are skipped with a warning.
         `missing_ok`: distribution answers 404 NAME_UNKNOWN for a repository
         whose tags were all removed; when the catalog listed it, that means
-        "no tags", not "no repository"."""
-        path = f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}"
+        "no tags", not "no repository". A listing that does not end as the
+        protocol says raises IncompleteListingError."""
         where = f"{self.host}/v2/{repo}/tags/list"
-        tags: list[str] = []
-        seen_pages = set()
-
-        async def page_once(path: str):
-            resp = await self.request("GET", path, kind="tags", scope=_pull(repo), max_bytes=MAX_TAGS_BODY)
-            if resp.status == 404 and missing_ok:
-                return resp, []
-            _expect(resp, where, what=f"repository {repo}")
-            names = _json_object(resp.body, where).get("tags") or []
-            if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
-                raise ParseError("'tags' is not a list of strings", where=where)
-            return resp, names
-
-        for _ in range(MAX_TAG_PAGES):
-            resp, names = await self._verified(lambda: page_once(path), where)
-            for name in names:
-                if is_valid_tag(name):
-                    tags.append(name)
-                else:
-                    log.warning("invalid_tag_skipped", repository=repo, tag=name[:140])
-            nxt = parse_link(resp.header("Link"), resp.url).get("next")
-            if not nxt or nxt in seen_pages:
-                return list(dict.fromkeys(tags))
-            seen_pages.add(nxt)
-            path = _path_of(nxt, self.base, where)
-        raise ParseError(f"more than {MAX_TAG_PAGES} pages of tags", where=f"{self.host}/v2/{repo}/tags/list")
+        names = await self._listing(f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}", key="tags",
+                                    kind="tags", scope=_pull(repo), where=where, what=f"repository {repo}",
+                                    missing_ok=missing_ok)
+        tags = []
+        for name in names:
+            if is_valid_tag(name):
+                tags.append(name)
+            else:
+                log.warning("invalid_tag_skipped", repository=repo, tag=name[:140])
+        return list(dict.fromkeys(tags))
 
     async def catalog(self, *, page_size: int = 1000) -> list[str]:
-        path = f"/v2/_catalog?{urlencode({'n': page_size})}"
-        where = f"{self.host}/v2/_catalog"
-        repos: list[str] = []
-        seen = set()
+        """Every repository of the registry (`/v2/_catalog`, Link paging)."""
+        return await self._listing(f"/v2/_catalog?{urlencode({'n': page_size})}", key="repositories",
+                                   kind="catalog", scope="registry:catalog:*", where=f"{self.host}/v2/_catalog",
+                                   what="catalog", missing_ok=False)
+
+    async def _listing(self, path: str, *, key: str, kind: str, scope: str, where: str, what: str,
+                       missing_ok: bool) -> list[str]:
+        """Follow `Link: rel="next"` to the end. Complete only when a page
+        links no next one; a link back to a page already read, more than
+        MAX_LISTING_PAGES pages, or an empty page that still links a next
+        one is an incomplete listing (distribution-spec "Listing Tags")."""
+        names: list[str] = []
+        visited = {path}
 
         async def page_once(path: str):
-            resp = await self.request("GET", path, kind="catalog", scope="registry:catalog:*",
-                                      max_bytes=MAX_TAGS_BODY)
-            if resp.status == 404:
+            resp = await self.request("GET", path, kind=kind, scope=scope, max_bytes=MAX_TAGS_BODY)
+            if resp.status == 404 and kind == "catalog":
                 raise NotFoundError("this registry has no catalog API (ghcr.io has none: use "
                                     "discovery = \"rest\" or \"static\")", where=where)
-            _expect(resp, where, what="catalog")
-            names = _json_object(resp.body, where).get("repositories") or []
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ParseError("'repositories' is not a list of strings", where=where)
-            return resp, names
+            if resp.status == 404 and missing_ok:
+                return resp, []
+            _expect(resp, where, what=what)
+            items = _json_object(resp.body, where).get(key) or []
+            if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+                raise ParseError(f"'{key}' is not a list of strings", where=where)
+            return resp, items
 
-        while True:
-            resp, names = await self._verified(lambda: page_once(path), where)
-            repos.extend(names)
+        for number in range(1, MAX_LISTING_PAGES + 1):
+            resp, items = await self._verified(lambda: page_once(path), where)
+            names.extend(items)
             nxt = parse_link(resp.header("Link"), resp.url).get("next")
-            if not nxt or nxt in seen:
-                return repos
-            seen.add(nxt)
+            if not nxt:
+                return names
+            if not items:
+                raise IncompleteListingError(f"page {number} is empty but links a next page; the listing "
+                                             f"is incomplete, nothing concluded from it", where=where)
             path = _path_of(nxt, self.base, where)
+            if path in visited:
+                raise IncompleteListingError(f"pagination Link of page {number} loops back to a page already "
+                                             f"read; the listing is incomplete, nothing concluded from it",
+                                             where=where)
+            visited.add(path)
+        raise IncompleteListingError(f"more than {MAX_LISTING_PAGES} pages; the listing is incomplete, "
+                                     f"nothing concluded from it", where=where)
 
     async def head_manifest(self, repo: str, ref: str, *, etag: str | None = None) -> HeadResult:
         headers = {"Accept": ACCEPT_MANIFESTS}

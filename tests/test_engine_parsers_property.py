@@ -36,7 +36,7 @@ package_like = st.fixed_dictionaries(
                  st.lists(version_like, max_size=5).map(orjson.dumps)))
 def test_versions_page_parser_raises_only_parse_error(body):
     try:
-        versions = parse_versions(body)
+        versions = parse_versions(body).items
     except ParseError:
         return
     for v in versions:
@@ -48,7 +48,7 @@ def test_versions_page_parser_raises_only_parse_error(body):
                  st.lists(package_like, max_size=5).map(orjson.dumps)))
 def test_packages_page_parser_raises_only_parse_error(body):
     try:
-        packages = parse_packages(body)
+        packages = parse_packages(body).items
     except ParseError:
         return
     assert all(isinstance(p.name, str) and p.name for p in packages)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from crawler.errors import AuthError, NotFoundError, ParseError
-from crawler.github import GitHubClient, packages_to_payload, parse_packages
+from crawler.errors import AuthError, IncompleteListingError, NotFoundError
+from crawler.github import GitHubClient, packages_to_payload, parse_packages, payload_to_packages
 from crawler.model import CacheEntry
 from crawler.secret import Secret
 from tests.fakehttp import FakeHttp
@@ -23,8 +23,14 @@ def pkg(name: str, i: int = 1) -> dict:
             "html_url": f"https://github.com/orgs/acme/packages/container/package/{name}"}
 
 
-def link(url: str) -> dict:
-    return {"Link": f'<{url}>; rel="next"', "Content-Type": "application/json; charset=utf-8"}
+def link(url: str, last: str | None = None) -> dict:
+    value = f'<{url}>; rel="next"' + (f', <{last}>; rel="last"' if last else "")
+    return {"Link": value, "Content-Type": "application/json; charset=utf-8"}
+
+
+def full(prefix: str) -> bytes:
+    """A full page: GitHub fills every page but the last."""
+    return orjson.dumps([pkg(f"{prefix}{i}", i) for i in range(100)])
 
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
@@ -37,10 +43,10 @@ async def pages(client: GitHubClient, conditional: bool = True) -> list:
 async def test_follows_next_links_and_keeps_validators():
     http = FakeHttp()
     second = f"{API}/organizations/1/packages?package_type=container&per_page=100&page=2"
-    http.answer(FIRST, 200, {**link(second), "ETag": '"p1"'}, orjson.dumps([pkg("a"), pkg("b", 2)]))
+    http.answer(FIRST, 200, {**link(second, second), "ETag": '"p1"'}, full("a"))
     http.answer(second, 200, {**JSON, "ETag": 'W/"p2"'}, orjson.dumps([pkg("c", 3)]))
     got = await pages(GitHubClient(http, API, Secret("ghp_" + "x" * 36)))
-    assert [[p.name for p in page.items] for page in got] == [["a", "b"], ["c"]]
+    assert [len(page.items) for page in got] == [100, 1] and got[1].items[0].name == "c"
     assert [page.cache.etag for page in got] == ['"p1"', 'W/"p2"']
     assert [url for _, url, _ in http.sent] == [FIRST, second]        # the Link, exactly as given
     assert all(h["X-GitHub-Api-Version"] == "2022-11-28" for _, _, h in http.sent)
@@ -50,8 +56,7 @@ async def test_follows_next_links_and_keeps_validators():
 async def test_a_304_replays_the_cached_page_including_its_next_link():
     http = FakeHttp()
     second = f"{API}/p2"
-    cached = {FIRST: CacheEntry(FIRST, '"p1"', packages_to_payload(parse_packages(orjson.dumps([pkg("a")])),
-                                                                   second))}
+    cached = {FIRST: CacheEntry(FIRST, '"p1"', packages_to_payload(parse_packages(full("a")), second, second))}
 
     async def lookup(url):
         return cached.get(url)
@@ -60,7 +65,7 @@ async def test_a_304_replays_the_cached_page_including_its_next_link():
     http.answer(second, 200, JSON, orjson.dumps([pkg("b", 2)]))
     got = await pages(GitHubClient(http, API, None, cache_lookup=lookup))
     assert [page.not_modified for page in got] == [True, False]
-    assert [p.name for page in got for p in page.items] == ["a", "b"]
+    assert [len(page.items) for page in got] == [100, 1] and got[0].last_url == second
     assert http.sent[0][2]["If-None-Match"] == '"p1"' and http.counters.not_modified == 1
 
 
@@ -78,16 +83,16 @@ async def test_without_conditional_no_validator_is_sent():
 async def test_a_link_that_loops_back_is_refused():
     http = FakeHttp()
     second = f"{API}/p2"
-    http.answer(FIRST, 200, link(second), orjson.dumps([pkg("a")]))
-    http.answer(second, 200, link(FIRST), orjson.dumps([pkg("b", 2)]))
-    with pytest.raises(ParseError, match="loops back"):
+    http.answer(FIRST, 200, link(second), full("a"))
+    http.answer(second, 200, link(FIRST), full("b"))
+    with pytest.raises(IncompleteListingError, match="loops back"):
         await pages(GitHubClient(http, API, None))
 
 
 async def test_a_link_to_another_host_is_refused():
     http = FakeHttp()
-    http.answer(FIRST, 200, link("https://evil.example/p2"), orjson.dumps([pkg("a")]))
-    with pytest.raises(ParseError, match="another host"):
+    http.answer(FIRST, 200, link("https://evil.example/p2"), full("a"))
+    with pytest.raises(IncompleteListingError, match="another host"):
         await pages(GitHubClient(http, API, Secret("ghp_" + "y" * 36)))
     assert len(http.sent) == 1                                          # the token never went there
 
@@ -109,3 +114,42 @@ async def test_versions_url_escapes_a_slash_in_the_package_name():
     assert client.versions_url("acme", "org", "team/app") == (
         f"{API}/orgs/acme/packages/container/team%2Fapp/versions?state=active&per_page=100")
     assert client.packages_url("mona", "user").startswith(f"{API}/users/mona/packages?")
+
+
+async def test_a_short_page_that_links_a_next_one_is_incomplete():
+    http = FakeHttp()
+    http.answer(FIRST, 200, link(f"{API}/p2"), orjson.dumps([pkg("a")]))
+    with pytest.raises(IncompleteListingError, match="holds 1 of 100 entries"):
+        await pages(GitHubClient(http, API, None))
+
+
+async def test_ending_before_the_announced_last_page_is_incomplete():
+    http = FakeHttp()
+    p2, p5 = f"{API}/x?page=2", f"{API}/x?page=5"
+    http.answer(FIRST, 200, link(p2, p5), full("a"))
+    http.answer(p2, 200, JSON, orjson.dumps([pkg("b")]))           # no next: shrank to 2 pages
+    with pytest.raises(IncompleteListingError, match="before the page its Link announced as last"):
+        await pages(GitHubClient(http, API, None))
+
+
+async def test_the_10000_result_cap_is_an_incomplete_listing():
+    http = FakeHttp()
+    p2 = f"{API}/x?page=101"
+    http.answer(FIRST, 200, link(p2), full("a"))
+    http.answer(p2, 400, JSON, b'{"message": "Pagination is limited for this resource."}')
+    with pytest.raises(IncompleteListingError, match="at most 10,000"):
+        await pages(GitHubClient(http, API, None))
+
+
+async def test_malformed_entries_are_skipped_with_their_reason():
+    body = orjson.dumps([pkg("ok"), {"name": "two words"}, "nonsense", pkg("fine", 2)])
+    parsed = parse_packages(body)
+    assert [p.name for p in parsed.items] == ["ok", "fine"] and parsed.count == 4
+    assert len(parsed.skipped) == 2 and "invalid name" in parsed.skipped[0]
+    http = FakeHttp()
+    http.answer(FIRST, 200, {**JSON, "ETag": '"e"'}, body)
+    [page] = await pages(GitHubClient(http, API, None))
+    assert [r.split(": ", 1)[1] for r in page.skipped] == [r.split(": ", 1)[1] for r in parsed.skipped]
+    assert page.skipped[0].startswith("org 'acme' (/orgs/acme/packages) [item 1]")   # says where
+    cached, _, _ = payload_to_packages(page.cache.payload)       # a 304 replays the skips too
+    assert cached.skipped == page.skipped

@@ -11,8 +11,8 @@ value, one file each:
 
 Every backend is an async generator of PackageRef pages that fills a
 `Listing`; `discover` marks the listing complete only when the backend
-ended as its protocol says. Only a complete listing may conclude that a
-package was deleted.
+ended as its protocol says and skipped no malformed entry. Only a complete
+listing may conclude that a package was deleted.
 """
 
 from __future__ import annotations
@@ -49,4 +49,4 @@ async def discover(owner: OwnerConfig, scope: Scope, listing: Listing, *,
         chosen = [r for r in refs if scope.selected(r.name)]
         if chosen:
             yield chosen
-    listing.complete = True
+    listing.complete = not listing.skipped

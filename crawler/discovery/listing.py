@@ -18,6 +18,7 @@ class Listing:
     not_modified: int = 0
     cache: list[CacheEntry] = field(default_factory=list)
     listed: set[str] = field(default_factory=set)   # every name listed (before --package)
+    skipped: list[str] = field(default_factory=list)  # malformed entries left out, one reason each
 
 
 @dataclass(slots=True)

@@ -27,4 +27,5 @@ async def pages(owner: OwnerConfig, listing: Listing, github: GitHubClient | Non
         listing.not_modified += page.not_modified
         if page.cache:
             listing.cache.append(page.cache)
+        listing.skipped.extend(page.skipped)
         yield [ref_from_github(owner, p, "rest") for p in page.items]

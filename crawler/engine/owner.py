@@ -16,7 +16,7 @@ import structlog
 
 from ..config import OwnerConfig
 from ..discovery import Listing, Scope, discover
-from ..errors import InventoryError, UnreachableError
+from ..errors import InventoryError, ParseError, UnreachableError
 from ..model import PackageRef
 from ..secret import redact
 from .policy import Ends, Stage, ends
@@ -123,9 +123,13 @@ class OwnerPipeline:
         self.report()
 
     async def _conclude(self, owner_id: int) -> None:
-        """After the listing: keep its validators, and conclude deletions
-        only from a complete listing of the whole scope."""
+        """After the listing: report what it skipped, keep its validators,
+        and conclude deletions only from a complete listing of the whole scope."""
         listing, state = self.listing, self.state
+        for reason in listing.skipped:
+            state.owner_failures += 1
+            await record_failure(state, self.writer, self.owner.name, None,
+                                 ParseError(f"entry skipped, so no deletion is concluded this run: {reason}"))
         state.economy.discovery_pages += listing.pages
         if listing.cache:
             await self.writer.save_cache(listing.cache)

@@ -330,7 +330,14 @@ SELECT o.name AS owner,
               AND t2.last_seen IS NULL
             ORDER BY t2.tag) t)                  AS tags,
        m.artifact_type                          AS artifact_type,
-       m.subject_digest                         AS subject_digest
+       m.subject_digest                         AS subject_digest,
+       -- children an index lists that the registry does not have (404): a
+       -- broken multi-arch image; NULL for anything but an index
+       CASE WHEN m.kind = 'index'
+            THEN (SELECT COUNT(*) FROM manifest_children mc
+                    LEFT JOIN manifests c ON c.digest = mc.child_digest
+                   WHERE mc.parent_digest = m.digest AND c.digest IS NULL)
+       END                                      AS missing_children
 FROM present cur
 JOIN packages p ON p.id = cur.package_id AND p.deleted_at IS NULL
 JOIN owners o ON o.id = p.owner_id
@@ -799,6 +806,32 @@ JOIN tags prev ON prev.package_id = n.package_id AND prev.tag = n.tag
 JOIN packages p ON p.id = n.package_id
 JOIN owners o ON o.id = p.owner_id
 WHERE prev.digest <> n.digest;
+
+-- v_broken_indexes(owner, package, digest, tags, position, child_digest,
+-- platform, reference_type): one row per child an index of a live package
+-- lists but the registry does not have (it answered 404 when the index was
+-- synced). A pull of that platform fails; re-push the image or delete it.
+-- reference_type is set for a buildx attestation manifest (its image still
+-- pulls; only its provenance is gone).
+CREATE VIEW v_broken_indexes AS
+SELECT o.name AS owner,
+       p.name AS package,
+       pd.digest,
+       (SELECT group_concat(t.tag, ',') FROM
+          (SELECT t2.tag FROM tags t2
+            WHERE t2.package_id = p.id AND t2.digest = pd.digest AND t2.last_seen IS NULL
+            ORDER BY t2.tag) t) AS tags,
+       mc.position,
+       mc.child_digest,
+       mc.platform,
+       mc.reference_type
+  FROM package_digests pd
+  JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL
+  JOIN owners o ON o.id = p.owner_id
+  JOIN manifests m ON m.digest = pd.digest AND m.kind = 'index'
+  JOIN manifest_children mc ON mc.parent_digest = m.digest
+  LEFT JOIN manifests c ON c.digest = mc.child_digest
+ WHERE pd.last_seen IS NULL AND c.digest IS NULL;
 
 -- v_summary (report `summary`): one row: owners, live packages, current tags,
 -- images (every version held: v_images rows), tagged images, how many are

@@ -85,6 +85,16 @@ class CacheEntry:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class MissingChild:
+    """An index lists `child`, but the registry does not have it (404): a
+    broken multi-arch image, recorded as an inventory fact."""
+
+    parent: str
+    child: str
+    reason: str
+
+
 @dataclass(slots=True)
 class PackageResult:
     """Everything one worker learnt about one package, applied atomically."""
@@ -96,6 +106,7 @@ class PackageResult:
     configs: list[ImageConfig] = field(default_factory=list)
     referrers: list[Referrer] = field(default_factory=list)
     cache: list[CacheEntry] = field(default_factory=list)
+    missing: list[MissingChild] = field(default_factory=list)   # index children the registry lacks
     # A listing is complete when every page was read: only then may digests
     # and tags missing from it be closed (docs/architecture.md "Invariants").
     complete: bool = True

@@ -132,6 +132,11 @@ _REPORTS = (
            "FROM v_public_from_private\n"
            "ORDER BY owner, package",
            note=_sources_note("public-from-private", _VISIBILITY_PROBE)),
+    Report("broken", "Multi-arch indexes whose child manifests the registry no longer has (404).",
+           "v_broken_indexes",
+           "SELECT owner, package, digest, tags, platform, child_digest, reference_type\n"
+           "FROM v_broken_indexes\n"
+           "ORDER BY owner, package, digest, position"),
     Report("summary", "One screen: owners, packages, tags, images, signed %, orphans, last sync.",
            "v_summary",
            "SELECT * FROM v_summary",
@@ -190,6 +195,7 @@ VIEWS = {
     "v_platforms": "Platforms offered by each package's tagged images.",
     "v_package_sizes": "What each package stores: distinct blob bytes over all its versions.",
     "v_tag_moves": "Every time a tag moved to another digest.",
+    "v_broken_indexes": "Children a multi-arch index lists that the registry no longer has (404).",
     "v_summary": "One row: owners, packages, tags, images, signed %, orphans, reclaimable bytes, last sync.",
 }
 

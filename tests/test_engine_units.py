@@ -40,21 +40,27 @@ async def test_inflight_shares_one_fetch_between_concurrent_callers():
     assert not inflight.pending("m:a")          # released: a later package fetches (or finds it stored)
 
 
-async def test_inflight_failure_reaches_every_waiter_and_is_not_cached():
+async def test_a_failed_shared_fetch_is_retried_in_the_waiters_own_repository():
     inflight = Inflight()
     gate = asyncio.Event()
+    asked = []
 
-    async def broken():
+    async def denied():                     # package A's repository answers 403
+        asked.append("a")
         await gate.wait()
-        raise NotFoundError("gone")
+        raise NotFoundError("denied in a")
 
-    first = asyncio.create_task(inflight.get("m:b", broken))
-    second = asyncio.create_task(inflight.get("m:b", broken))
+    async def served():                     # package B's own repository serves the content
+        asked.append("b")
+        return "manifest"
+
+    first = asyncio.create_task(inflight.get("m:b", denied))
+    second = asyncio.create_task(inflight.get("m:b", served))
     await asyncio.sleep(0)
     gate.set()
-    for task in (first, second):
-        with pytest.raises(NotFoundError):
-            await task
+    with pytest.raises(NotFoundError):
+        await first
+    assert await second == ("manifest", True) and asked == ["a", "b"]
     assert not inflight.pending("m:b")
 
     async def fine():

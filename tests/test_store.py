@@ -2,6 +2,7 @@
 idempotent upserts, tag history, deletions only from complete listings,
 --full repair, read-only access."""
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -224,3 +225,37 @@ def test_schema_text_is_the_top_level_file():
     from pathlib import Path
     top = Path(__file__).resolve().parent.parent / "schema.sql"
     assert schema_text() == top.read_text()
+
+
+async def test_a_foreign_write_lock_ends_in_a_store_error_within_the_busy_timeout(store, monkeypatch):
+    from crawler.store import sqlite as store_mod
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_MS", 600)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")                    # another process's write lock, held
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StoreError, match="locked"):
+            await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest") > 0   # usable again
+
+
+async def test_interrupt_ends_a_wait_for_a_foreign_lock_promptly(store):
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.create_task(store.writer.ensure_owner("ghcr.io", "acme", "org", "rest"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()                        # waiting for the lock (10 s at most)
+        started = loop.time()
+        store.writer.interrupt()
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(waiting, timeout=5)
+        assert loop.time() - started < 2
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

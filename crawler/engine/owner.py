@@ -16,8 +16,8 @@ import structlog
 
 from ..config import OwnerConfig
 from ..discovery import Listing, Scope, discover
-from ..errors import InventoryError, ParseError, UnreachableError
-from ..model import PackageRef
+from ..errors import AuthError, InventoryError, ParseError, UnreachableError
+from ..model import PackageRef, PackageResult
 from ..secret import redact
 from .policy import Ends, Stage, ends
 from .state import Hold, RunState
@@ -100,6 +100,8 @@ class OwnerPipeline:
                 await self._package_failed(ref, exc)
                 continue
             state.unreachable_streak = 0
+            if result is not None:
+                await self._report_missing(ref, result)
             if result is None:
                 await state.release(hold)
                 state.summary.packages_skipped += 1
@@ -111,9 +113,21 @@ class OwnerPipeline:
                 await state.release(hold)
                 raise
 
+    async def _report_missing(self, ref: PackageRef, result: PackageResult) -> None:
+        """A broken multi-arch image is committed (v_broken_indexes) and
+        said in the run's errors; it does not fail the package."""
+        for gap in result.missing:
+            self.state.summary.broken_children += 1
+            message = (f"index {gap.parent} lists {gap.child}, which the registry does not have "
+                       f"({gap.reason}); recorded in v_broken_indexes")
+            await record_problem(self.state, self.writer, ref.owner, ref.name, "MissingChild", message,
+                                 event="index_child_missing")
+
     async def _package_failed(self, ref: PackageRef, exc: InventoryError) -> None:
         state = self.state
         state.summary.packages_failed += 1
+        if isinstance(exc, AuthError):
+            state.auth_failures += 1
         await record_failure(state, self.writer, ref.owner, ref.name, exc)
         if isinstance(exc, UnreachableError):
             state.unreachable_streak += 1
@@ -143,11 +157,17 @@ class OwnerPipeline:
 async def record_failure(state: RunState, writer: Writer, owner: str, package: str | None,
                          exc: InventoryError) -> None:
     """Log and record an owner's or a package's failure in the run."""
-    message = redact(str(exc))
+    await record_problem(state, writer, owner, package, type(exc).__name__, str(exc),
+                         event="package_failed" if package else "owner_failed", level="error")
+
+
+async def record_problem(state: RunState, writer: Writer, owner: str, package: str | None, kind: str,
+                         text: str, *, event: str, level: str = "warning") -> None:
+    """Log a problem and record it in the run's errors (`run_errors`)."""
+    message = redact(text)
     state.summary.errors.append(f"{owner}/{package}: {message}" if package else f"{owner}: {message}")
-    log.error("package_failed" if package else "owner_failed", owner=owner, package=package,
-              error=message, error_type=type(exc).__name__)
-    await writer.record_error(state.summary.run_id, owner, package, type(exc).__name__, message)
+    getattr(log, level)(event, owner=owner, package=package, error=message, error_type=kind)
+    await writer.record_error(state.summary.run_id, owner, package, kind, message)
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

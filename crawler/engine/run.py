@@ -131,6 +131,7 @@ class Run:
             if main in done:
                 return main.result()
             self.state.stopping = True
+            self.writer.interrupt()
             await asyncio.wait({main}, timeout=STOP_GRACE_S)
             if not main.done():
                 main.cancel()
@@ -221,13 +222,22 @@ class Run:
         await self.writer.update_run(self.state.summary.run_id, self._counted().record())
 
     def _finish_status(self) -> None:
+        """ok; partial (exit 1) when something failed but the rest committed;
+        exit 4 when nothing could be fetched at all, exit 3 when every
+        package was refused for its credentials (the token, not one image)."""
         s, state = self.state.summary, self.state
-        if s.packages_failed or state.owner_failures:
-            all_down = s.packages_changed == 0 and s.packages_skipped == 0 and state.unreachable_streak > 0
-            s.status, s.exit_code = "partial", 4 if all_down else 1
-            s.message = f"{s.packages_failed} package(s) and {state.owner_failures} owner(s) failed"
-        else:
+        if not (s.packages_failed or state.owner_failures):
             s.status, s.exit_code, s.message = "ok", 0, ""
+            return
+        nothing_done = s.packages_changed == 0 and s.packages_skipped == 0
+        s.status, s.exit_code = "partial", 1
+        s.message = f"{s.packages_failed} package(s) and {state.owner_failures} owner(s) failed"
+        if nothing_done and state.unreachable_streak > 0:
+            s.exit_code = 4
+        elif nothing_done and state.auth_failures == s.packages_failed and not state.owner_failures:
+            s.status, s.exit_code = "failed", 3
+            s.message = (f"every package ({s.packages_failed}) was refused: the credentials cannot pull "
+                         f"from this registry; last: {s.errors[-1] if s.errors else 'no detail'}")
 
     def _fail(self, exc: BaseException) -> None:
         s = self.state.summary

@@ -40,6 +40,7 @@ class RunSummary:
     rows_corrected: int = 0
     tags_opened: int = 0
     tags_closed: int = 0
+    broken_children: int = 0        # index children the registry does not have (v_broken_indexes)
     requests: int = 0
     not_modified: int = 0
     lower_bound: int = 0
@@ -94,10 +95,18 @@ class Inflight:
         self.done: set[str] = set()
 
     async def get(self, key: str, fetch: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
-        """(value, fetched_here). Concurrent callers of one key share a fetch."""
+        """(value, fetched_here). Concurrent callers of one key share a fetch.
+
+        Content is the same in every repository, but access is granted per
+        repository: when the shared fetch (made in another package's
+        repository) fails, this caller fetches again with its own `fetch`,
+        so one package's 403 or 404 never fails another that can read it."""
         future = self._futures.get(key)
         if future is not None:
-            return await asyncio.shield(future), False
+            try:
+                return await asyncio.shield(future), False
+            except Exception:
+                return await fetch(), True
         future = asyncio.get_running_loop().create_future()
         self._futures[key] = future
         try:
@@ -170,6 +179,7 @@ class RunState:
     total: int = 0                  # packages discovered so far (the progress line's denominator)
     unreachable_streak: int = 0     # consecutive packages that could not be fetched
     owner_failures: int = 0
+    auth_failures: int = 0          # packages refused for their credentials
 
     @classmethod
     def new(cls, run_id: int, *, full: bool) -> "RunState":

@@ -21,7 +21,8 @@ import structlog
 
 from ..config import CrawlConfig
 from ..github import GhVersion, GitHubClient
-from ..model import CacheEntry, PackageRef, PackageResult, VersionEntry
+from ..errors import NotFoundError
+from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, VersionEntry
 from ..oci import (ImageConfig, ImageIndex, ImageManifest, Referrer, api_referrers, content_referrers,
                    cosign_referrers)
 from ..registry import RegistryClient
@@ -147,50 +148,47 @@ async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str]
                          prefetched: dict[str, ImageManifest | ImageIndex]) -> list[str]:
     """Fetch (verified) every manifest the database lacks, following index
     children, and the config blobs of new images. Returns every digest
-    reached, children included."""
-    reader, reg, repo = ctx.reader, ctx.registry, ref.repository_path
+    reached, children included. A child an index lists but the registry no
+    longer has (404) is recorded in `result.missing` — the index, its other
+    children and the package's other tags are still committed; any other
+    digest that cannot be fetched fails the package."""
+    reader, repo = ctx.reader, ref.repository_path
     wanted = list(dict.fromkeys(digests))
     known = set() if ctx.full else await reader.known_manifests(wanted)
     reached: list[str] = []
     seen = set(wanted)
     todo = [d for d in wanted if d not in known]
-    known_parents = [d for d in wanted if d in known]
+    parents: dict[str, str] = {}            # child -> an index of this package that lists it
     hold.units += await ctx.state.budget.acquire(len(todo))
-    limit = asyncio.Semaphore(ctx.crawl.concurrency)
     fetched: dict[str, ImageManifest | ImageIndex] = {}
-
-    async def one(digest: str):
-        if digest in prefetched:
-            fetched[digest] = prefetched[digest]
-            return
-        hold.keys.append("m:" + digest)
-        async with limit:
-            value, mine = await ctx.state.inflight.get(
-                "m:" + digest, lambda: reg.manifest(repo, digest, digest=digest, tag_hint=tag_of.get(digest)))
-        if mine:
-            ctx.state.economy.manifests += 1
-        fetched[digest] = value
+    gone: dict[str, NotFoundError] = {}
 
     # Children of indexes already stored belong to this package too.
-    for parent, children in (await reader.children(known_parents)).items():
+    for parent, children in (await reader.children([d for d in wanted if d in known])).items():
         for child in children:
+            parents.setdefault(child, parent)
             if child not in seen:
                 seen.add(child)
                 reached.append(child)
     while todo:
-        await asyncio.gather(*(one(d) for d in todo))
+        await _fetch_round(ctx, repo, todo, tag_of, hold, prefetched, fetched, gone)
         new_children = []
         for d in todo:
-            m = fetched[d]
+            m = fetched.get(d)
             if isinstance(m, ImageIndex):
                 for child in m.manifests:
+                    parents.setdefault(child.digest, d)
                     if child.digest not in seen:
                         seen.add(child.digest)
                         reached.append(child.digest)
                         new_children.append(child.digest)
         known_children = set() if ctx.full else await reader.known_manifests(new_children)
         todo = [c for c in new_children if c not in known_children]
-    result.manifests.extend(fetched[d] for d in fetched)
+    for digest, error in gone.items():
+        if digest not in parents:
+            raise error                      # a tagged or listed digest itself is gone: not a fact yet
+        result.missing.append(MissingChild(parents[digest], digest, error.message))
+    result.manifests.extend(fetched.values())
     result.configs.extend(await _configs(ctx, repo, list(fetched.values()), hold))
     result.referrers.extend(content_referrers(fetched.values()))
     if ctx.crawl.referrers:
@@ -199,6 +197,33 @@ async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str]
     if fetched or not use_versions_listing(ref, ctx.crawl):
         ctx.state.economy.scopes += 1
     return reached
+
+
+async def _fetch_round(ctx: WorkerContext, repo: str, todo: list[str], tag_of: dict[str, str], hold: Hold,
+                       prefetched: dict[str, ImageManifest | ImageIndex],
+                       fetched: dict[str, ImageManifest | ImageIndex], gone: dict[str, NotFoundError]) -> None:
+    """Fetch `todo` concurrently into `fetched`; 404s go to `gone` for the
+    caller to judge (a missing index child, or a failure)."""
+    limit = asyncio.Semaphore(ctx.crawl.concurrency)
+
+    async def one(digest: str) -> None:
+        if digest in prefetched:
+            fetched[digest] = prefetched[digest]
+            return
+        hold.keys.append("m:" + digest)
+        try:
+            async with limit:
+                value, mine = await ctx.state.inflight.get(
+                    "m:" + digest,
+                    lambda: ctx.registry.manifest(repo, digest, digest=digest, tag_hint=tag_of.get(digest)))
+        except NotFoundError as exc:
+            gone[digest] = exc
+            return
+        if mine:
+            ctx.state.economy.manifests += 1
+        fetched[digest] = value
+
+    await asyncio.gather(*(one(d) for d in todo))
 
 
 async def _configs(ctx: WorkerContext, repo: str, manifests: list, hold: Hold) -> list[ImageConfig]:

@@ -100,6 +100,10 @@ class Writer:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    def interrupt(self) -> None:
+        """A stop signal: a write waiting for another process's lock gives up."""
+        self._store.interrupt()
+
     async def close(self) -> None:
         """Let the queued work finish, then stop; re-raises the task's failure."""
         if not self._task.done():

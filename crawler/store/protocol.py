@@ -95,6 +95,10 @@ class StoreReader(Protocol):
 class StoreWriter(Protocol):
     """Writes, each one transaction; called only by the writer task."""
 
+    def interrupt(self) -> None:
+        """A stop signal: give up waiting for locks another process holds."""
+        ...
+
     async def close_stale_runs(self) -> int: ...
 
     async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int: ...

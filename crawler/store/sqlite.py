@@ -11,8 +11,10 @@ either fully updated or untouched, whatever kills the process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, astuple, fields
 from datetime import datetime, timezone
@@ -35,7 +37,8 @@ SCHEMA_VERSION = 1
 # existing tables belong here.
 MIGRATIONS: dict[int, Sequence[str]] = {}
 _CHUNK = 500  # well under SQLITE_MAX_VARIABLE_NUMBER on every build
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000   # how long a write waits for a lock another process holds, in all
+BUSY_SLICE_MS = 200        # one wait inside SQLite; between two, a stop signal is noticed
 # A run row's counters are written at every checkpoint; its outcome fields
 # only once they are known (None leaves the stored value alone).
 _COUNTER_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"status", "finished_at", "exit_code", "message"}
@@ -291,6 +294,12 @@ class SQLiteWriter:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._w = conn
         self._path = path
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        """Stop waiting for a write lock another process holds (a stop
+        signal): the wait in progress gives up within one busy slice."""
+        self._interrupted = True
 
     @asynccontextmanager
     async def transaction(self):
@@ -298,7 +307,7 @@ class SQLiteWriter:
         errors (disk full, a lock held past the busy timeout, I/O) become
         StoreError here, the store's boundary."""
         with _translated(self._path):
-            await self._w.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self._w
             except BaseException:
@@ -309,6 +318,21 @@ class SQLiteWriter:
             except BaseException:
                 await _rollback(self._w)
                 raise
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting at most BUSY_TIMEOUT_MS for a lock another
+        process holds. SQLite's own busy wait cannot be interrupted
+        (sqlite3_interrupt does not end it), so it waits in short slices
+        here and a stop signal ends the wait between two of them."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                await self._w.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or self._interrupted or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.01)
 
     async def close_stale_runs(self) -> int:
         """Runs left 'running' by a killed process become 'interrupted'.
@@ -447,6 +471,10 @@ def _translated(path: Path):
         raise StoreError(f"cannot use database {path}: {exc}") from exc
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 async def _rollback(conn: aiosqlite.Connection) -> None:
     """Roll back if a transaction is still open (a failed COMMIT may have
     ended it already); never mask the error that got us here."""
@@ -471,7 +499,7 @@ def _prepare(path: Path) -> None:
 
 
 async def _pragmas(conn: aiosqlite.Connection) -> None:
-    for pragma in (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA foreign_keys = ON",
+    for pragma in (f"PRAGMA busy_timeout = {BUSY_SLICE_MS}", "PRAGMA foreign_keys = ON",
                    "PRAGMA synchronous = NORMAL"):
         await conn.execute(pragma)
 

@@ -51,6 +51,15 @@ class HeadResult:
     media_type: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A complete Link-paged listing: its names and how many pages it took
+    (the registry chooses the page size: the lower bound counts pages read)."""
+
+    names: list[str]
+    pages: int
+
+
 @dataclass(slots=True)
 class _Token:
     value: str
@@ -85,6 +94,12 @@ class RegistryClient:
         self._referrers_lock = asyncio.Lock()
         self._open_registry = False  # answered without a challenge: no auth needed
         self.token_fetches = 0
+
+    @property
+    def demands_tokens(self) -> bool:
+        """The registry challenged for a Bearer token (one per repository
+        scope, cached): only then does the lower bound count tokens."""
+        return self.realm is not None
 
     # -- auth ---------------------------------------------------------------------
 
@@ -206,7 +221,7 @@ class RegistryClient:
 
     # -- the API --------------------------------------------------------------------
 
-    async def tags(self, repo: str, *, page_size: int = 100, missing_ok: bool = False) -> list[str]:
+    async def tags(self, repo: str, *, page_size: int = 100, missing_ok: bool = False) -> Listed:
         """All tags of a repository, following `Link` (distribution spec
         "Listing Tags"); invalid tag names are skipped with a warning.
         `missing_ok`: distribution answers 404 NAME_UNKNOWN for a repository
@@ -214,25 +229,25 @@ class RegistryClient:
         "no tags", not "no repository". A listing that does not end as the
         protocol says raises IncompleteListingError."""
         where = f"{self.host}/v2/{repo}/tags/list"
-        names = await self._listing(f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}", key="tags",
-                                    kind="tags", scope=_pull(repo), where=where, what=f"repository {repo}",
-                                    missing_ok=missing_ok)
+        listed = await self._listing(f"/v2/{repo}/tags/list?{urlencode({'n': page_size})}", key="tags",
+                                     kind="tags", scope=_pull(repo), where=where, what=f"repository {repo}",
+                                     missing_ok=missing_ok)
         tags = []
-        for name in names:
+        for name in listed.names:
             if is_valid_tag(name):
                 tags.append(name)
             else:
                 log.warning("invalid_tag_skipped", repository=repo, tag=name[:140])
-        return list(dict.fromkeys(tags))
+        return Listed(list(dict.fromkeys(tags)), listed.pages)
 
-    async def catalog(self, *, page_size: int = 1000) -> list[str]:
+    async def catalog(self, *, page_size: int = 1000) -> Listed:
         """Every repository of the registry (`/v2/_catalog`, Link paging)."""
         return await self._listing(f"/v2/_catalog?{urlencode({'n': page_size})}", key="repositories",
                                    kind="catalog", scope="registry:catalog:*", where=f"{self.host}/v2/_catalog",
                                    what="catalog", missing_ok=False)
 
     async def _listing(self, path: str, *, key: str, kind: str, scope: str, where: str, what: str,
-                       missing_ok: bool) -> list[str]:
+                       missing_ok: bool) -> Listed:
         """Follow `Link: rel="next"` to the end. Complete only when a page
         links no next one; a link back to a page already read, more than
         MAX_LISTING_PAGES pages, or an empty page that still links a next
@@ -258,7 +273,7 @@ class RegistryClient:
             names.extend(items)
             nxt = parse_link(resp.header("Link"), resp.url).get("next")
             if not nxt:
-                return names
+                return Listed(names, number)
             if not items:
                 raise IncompleteListingError(f"page {number} is empty but links a next page; the listing "
                                              f"is incomplete, nothing concluded from it", where=where)

@@ -38,7 +38,19 @@ def _toml(value) -> str:
 
 
 def run_cli(config: Path, *args: str) -> int:
-    return cli.main(["--config", str(config), "--log-format", "json", *args])
+    code = cli.main(["--config", str(config), "--log-format", "json", *args])
+    if "sync" in args and code in (0, 1):
+        db = load_config(config).database.path
+        if db.exists():
+            check_books(last_run(db))
+    return code
+
+
+def check_books(run) -> None:
+    """Every recorded run: a lower bound the crawler beat is not a bound."""
+    requests = run["requests"] if isinstance(run, dict) else run.requests
+    bound = run["lower_bound"] if isinstance(run, dict) else run.lower_bound
+    assert requests >= (bound or 0), f"requests {requests} below the lower bound {bound}"
 
 
 class FakeClock:
@@ -64,7 +76,9 @@ def run_engine(config_path: Path, token: str | None, *, full: bool = False, cloc
     creds = Credentials(github=secret, registry=secret)
     clocks = Clocks(sleep=clock.sleep, clock=clock.clock) if clock else Clocks()
     options = SyncOptions(full=full, owners=tuple(owners), packages=tuple(packages))
-    return asyncio.run(run_sync(config, creds, options, clocks=clocks, stop=stop))
+    summary = asyncio.run(run_sync(config, creds, options, clocks=clocks, stop=stop))
+    check_books(summary)
+    return summary
 
 
 def rows(db: Path, sql: str, params=()) -> list[tuple]:

@@ -10,6 +10,7 @@ from crawler.config import OwnerConfig
 from crawler.discovery import Listing, Scope, discover, repository_path
 from crawler.errors import ParseError
 from crawler.github import GhPackage, Page
+from crawler.registry import Listed
 
 
 class FakeGitHub:
@@ -24,11 +25,13 @@ class FakeGitHub:
 
 
 class FakeRegistry:
+    demands_tokens = True
+
     def __init__(self, repos):
         self.repos = repos
 
     async def catalog(self):
-        return list(self.repos)
+        return Listed(list(self.repos), 1)
 
 
 def gh(name: str) -> GhPackage:
@@ -71,7 +74,7 @@ async def test_catalog_keeps_this_owners_repositories():
     refs = await collect(OwnerConfig("acme", discovery="catalog"), Scope(), listing, github=None,
                          registry=registry)
     assert [(r.name, r.repository_path) for r in refs] == [("app", "acme/app"), ("team/tool", "acme/team/tool")]
-    assert listing.complete and listing.pages == 1
+    assert listing.complete and listing.pages == 1 and listing.tokens == 1
 
 
 async def test_static_lists_the_configured_repositories():

@@ -3,7 +3,7 @@ that has one, `static` (anonymous for public images), and clear failures where
 the registry cannot serve them."""
 
 
-from tests.support import last_run, rows, run_cli, run_engine, write_config
+from tests.support import dump, last_run, rows, run_cli, run_engine, write_config
 
 
 def static_config(world, tmp_path, repos, *, registry=None, token_env="GHCR_NO_SUCH_TOKEN"):
@@ -37,7 +37,7 @@ def test_static_discovery_of_a_private_image_needs_a_token(world, sample, tmp_pa
     monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
     private = sample.role("private")
     config = static_config(world, tmp_path, [f"acme/{private.name}"])
-    assert run_cli(config, "sync") == 1
+    assert run_cli(config, "sync") == 3     # every package refused for its credentials: the run is an auth failure
     message = rows(tmp_path / "inventory.db", "SELECT message FROM run_errors")[0][0]
     assert "anonymous pull refused" in message and "configure a token" in message
     # with the token it works
@@ -56,6 +56,21 @@ def test_second_static_run_heads_with_if_none_match(world, sample, tmp_path, mon
     kinds = json_kinds(tmp_path / "inventory.db")
     assert kinds.get("manifest", 0) == 0 and kinds.get("config", 0) == 0
     assert run["not_modified"] == kinds["manifest_head"] > 0
+    # nothing changed: the package counts as unchanged, not changed
+    assert (run["packages_changed"], run["packages_skipped"]) == (0, 1)
+
+
+def test_a_noop_catalog_sync_changes_nothing_and_says_so(world, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    config = write_config(world, tmp_path, [("acme", "org")], discovery="catalog", direct=True)
+    first = run_engine(config, world.token)
+    assert first.exit_code == 0 and first.packages_changed > 0
+    db = tmp_path / "inventory.db"
+    before = dump(db)
+    again = run_engine(config, world.token)
+    assert (again.exit_code, again.packages_changed) == (0, 0)
+    assert again.packages_skipped == first.packages_changed
+    assert dump(db) == before                       # not even last_synced moved
 
 
 def test_catalog_discovery_on_a_registry_that_has_one(world, sample, tmp_path, monkeypatch):

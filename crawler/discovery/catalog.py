@@ -14,7 +14,8 @@ from .listing import Listing
 async def pages(owner: OwnerConfig, listing: Listing,
                 registry: RegistryClient) -> AsyncIterator[list[PackageRef]]:
     prefix = owner.name.lower() + "/"
-    repos = await registry.catalog()
-    listing.pages += 1
+    listed = await registry.catalog()
+    listing.pages += listed.pages
+    listing.tokens += int(registry.demands_tokens)      # the registry:catalog:* scope
     yield [PackageRef(owner=owner.name, name=r[len(prefix):], repository_path=r, discovery="catalog")
-           for r in repos if r.startswith(prefix) and len(r) > len(prefix)]
+           for r in listed.names if r.startswith(prefix) and len(r) > len(prefix)]

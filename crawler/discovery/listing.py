@@ -15,6 +15,7 @@ class Listing:
 
     complete: bool = False
     pages: int = 0
+    tokens: int = 0                 # token scopes the listing needed (the lower bound counts them)
     not_modified: int = 0
     cache: list[CacheEntry] = field(default_factory=list)
     listed: set[str] = field(default_factory=set)   # every name listed (before --package)

@@ -145,6 +145,7 @@ class OwnerPipeline:
             await record_failure(state, self.writer, self.owner.name, None,
                                  ParseError(f"entry skipped, so no deletion is concluded this run: {reason}"))
         state.economy.discovery_pages += listing.pages
+        state.economy.scopes += listing.tokens
         if listing.cache:
             await self.writer.save_cache(listing.cache)
         if listing.complete and not state.stopping and not self.scope.only:

@@ -191,6 +191,10 @@ class Run:
 
     def _applied(self, result: PackageResult, applied: Applied) -> None:
         s = self.state.summary
+        if not applied.changed:      # listed again and found as it was (registry mode)
+            s.packages_skipped += 1
+            self._report()
+            return
         s.packages_changed += 1
         s.manifests_new += applied.manifests_new
         s.rows_corrected += applied.corrected

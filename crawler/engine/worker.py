@@ -14,7 +14,6 @@ whole.
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 
 import structlog
@@ -89,11 +88,13 @@ async def _versions_listing(ctx: WorkerContext, owner_kind: str, ref: PackageRef
                             ) -> tuple[list[VersionEntry], list[CacheEntry]]:
     versions: list[GhVersion] = []
     cache: list[CacheEntry] = []
+    pages = 0
     async for page in ctx.github.versions(ref.owner, owner_kind, ref.name, conditional=not ctx.full):
+        pages += 1
         versions.extend(page.items)
         if page.cache:
             cache.append(page.cache)
-    ctx.state.economy.listing_pages += max(1, math.ceil(len(versions) / 100))
+    ctx.state.economy.listing_pages += pages
     entries = {}
     for v in versions:   # a digest listed twice (pages shifting under us): keep the first
         entries.setdefault(v.digest, VersionEntry(v.digest, v.tags, v.id, v.created_at, v.updated_at))
@@ -117,8 +118,9 @@ async def _registry_tags(ctx: WorkerContext, ref: PackageRef
     """tag -> digest by tags/list and a conditional HEAD per tag; also the
     manifests that had to be fetched by tag (a HEAD without a digest)."""
     reg, repo = ctx.registry, ref.repository_path
-    names = await reg.tags(repo, missing_ok=ref.discovery == "catalog")
-    ctx.state.economy.listing_pages += max(1, math.ceil(len(names) / 100))
+    listed = await reg.tags(repo, missing_ok=ref.discovery == "catalog")
+    names = listed.names
+    ctx.state.economy.listing_pages += listed.pages
     ctx.state.economy.heads += len(names)
     limit = asyncio.Semaphore(ctx.crawl.concurrency)
     prefetched: dict[str, ImageManifest | ImageIndex] = {}
@@ -194,7 +196,7 @@ async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str]
     if ctx.crawl.referrers:
         subjects = [d for d, m in fetched.items() if d in tag_of and m.kind in ("image", "index")]
         result.referrers.extend(await _api_referrers(ctx, repo, subjects))
-    if fetched or not use_versions_listing(ref, ctx.crawl):
+    if ctx.registry.demands_tokens and (fetched or not use_versions_listing(ref, ctx.crawl)):
         ctx.state.economy.scopes += 1
     return reached
 

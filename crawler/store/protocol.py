@@ -69,6 +69,7 @@ class Applied:
     tags_closed: int = 0
     digests_closed: int = 0
     corrected: int = 0
+    changed: bool = True            # False: the result changed nothing, nothing was written
 
 
 class StoreReader(Protocol):

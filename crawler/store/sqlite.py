@@ -310,6 +310,9 @@ class SQLiteWriter:
             await self._begin()
             try:
                 yield self._w
+            except _Unchanged:
+                await _rollback(self._w)
+                return
             except BaseException:
                 await _rollback(self._w)
                 raise
@@ -402,11 +405,15 @@ class SQLiteWriter:
         return sorted(name for _, name in gone)
 
     async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
-        """Write one package's result in one transaction."""
+        """Write one package's result in one transaction. A result that
+        changes nothing (a no-op in registry mode, where every package is
+        listed again) is rolled back: it writes nothing, not even
+        `last_synced`, and comes back with `changed` False."""
         applied = Applied()
         now = utc_now()
         async with self.transaction() as db:
-            package_id = await _upsert_package(db, owner_id, result, now)
+            before = self._w.total_changes
+            package_id, row_changed = await _package_row(db, owner_id, result, now)
             await _write_content(db, result, now, applied)
             await _write_digests(db, package_id, result, now, applied)
             await _write_tags(db, package_id, result, now, applied)
@@ -416,6 +423,9 @@ class SQLiteWriter:
                 [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
                  for r in result.referrers])
             await _save_cache(db, result.cache)
+            applied.changed = row_changed or self._w.total_changes > before
+            if not applied.changed:
+                raise _Unchanged
         return applied
 
     async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
@@ -510,6 +520,25 @@ async def _save_cache(db, entries: Iterable[CacheEntry]) -> None:
         "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, payload = excluded.payload, "
         "updated_at = excluded.updated_at",
         [(e.url, e.etag, e.payload, utc_now()) for e in entries])
+
+
+class _Unchanged(Exception):
+    """Raised inside a transaction that wrote nothing worth keeping: roll back."""
+
+
+async def _package_row(db, owner_id: int, result: PackageResult, now: str) -> tuple[int, bool]:
+    """The package's id, and whether its row had to change (new, revived,
+    or listing fields that differ)."""
+    ref = result.ref
+    cur = await db.execute(
+        "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
+        "deleted_at FROM packages WHERE owner_id = ? AND name = ?", (owner_id, ref.name))
+    row = await cur.fetchone()
+    wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
+              ref.updated_at, None)
+    if row is not None and tuple(row[1:]) == wanted and not result.full:
+        return row[0], False
+    return await _upsert_package(db, owner_id, result, now), True
 
 
 async def _upsert_package(db, owner_id: int, result: PackageResult, now: str) -> int:
@@ -630,7 +659,12 @@ async def _write_digests(db, package_id: int, result: PackageResult, now: str, a
         "created_at = COALESCE(excluded.created_at, package_digests.created_at), "
         "updated_at = COALESCE(excluded.updated_at, package_digests.updated_at), "
         "first_seen = CASE WHEN package_digests.last_seen IS NULL THEN package_digests.first_seen "
-        "ELSE excluded.first_seen END, last_seen = NULL",
+        "ELSE excluded.first_seen END, last_seen = NULL "
+        # only when something differs: an unchanged package must write nothing
+        "WHERE package_digests.last_seen IS NOT NULL "
+        "OR COALESCE(excluded.version_id, package_digests.version_id) IS NOT package_digests.version_id "
+        "OR COALESCE(excluded.created_at, package_digests.created_at) IS NOT package_digests.created_at "
+        "OR COALESCE(excluded.updated_at, package_digests.updated_at) IS NOT package_digests.updated_at",
         [(package_id, v.digest, v.version_id, v.created_at, v.updated_at, now) for v in result.versions])
     if not result.complete:
         return

@@ -11,6 +11,7 @@ Used by the tests, ``ghcr-inventory demo`` and the benchmark. Modules, one role 
 - ``proxy`` / ``faults`` — ghcr-shaped fault proxy, blob CDN, fault kinds
 - ``content`` / ``builder`` — image bytes; pushing + registering (the source of truth)
 - ``sample``    — the sample org and its expectations (``SampleOrg``)
+- ``hostile``   — a foreign SQLite write lock, a full disk, a read-only file system
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ so the registry and the GitHub API always agree. Each push returns a frozen
 Between runs the builder moves tags (re-PUT under the tag; on GitHub the old
 version stays, untagged), deletes tags (distribution 2.8 has no tag DELETE, so
 the tag's links are removed from storage, which the world owns), deletes and
-restores versions and packages.
+restores versions and packages, and removes a manifest from the registry alone
+(``remove_manifest``: an index whose child is gone). ``bulk_packages`` and
+``bulk_versions`` fill the GitHub side only, thousands at a time, for listing
+limits.
 """
 
 from __future__ import annotations
@@ -378,6 +381,51 @@ class Builder:
         if status not in (202, 404):
             raise PushError(f"DELETE {record.reference}: {status} {body[:200]!r}")
         self.state.delete_version(owner, package, record.digest)
+
+    async def remove_manifest(self, owner: str, package: str, digest: str | Pushed, *, keep_version: bool = True) -> None:
+        """Delete one manifest from the registry only (DELETE by digest; the world enables deletes).
+
+        Afterwards a GET or HEAD of that digest answers 404 ``MANIFEST_UNKNOWN``
+        while everything else still serves: an index whose child is gone keeps
+        serving the index and its other children (distribution does not check
+        references on delete). The GitHub side keeps the version unless
+        ``keep_version`` is False (then it is deleted there too). Works on any
+        manifest the builder pushed, index children included.
+        """
+        record = self._record(owner, package, digest)
+        status, _, body = await self._call("DELETE", record.repository, f"/v2/{record.repository}/manifests/{record.digest}")
+        if status != 202:
+            raise PushError(f"DELETE {record.reference}: {status} {body[:200]!r}")
+        if not keep_version:
+            self.state.delete_version(owner, package, record.digest)
+
+    async def bulk_packages(
+        self, owner: str, count: int, *, prefix: str = "pkg", visibility: str = "public"
+    ) -> list[str]:
+        """``count`` empty packages ``<prefix>-00000``… on the GitHub side only (no registry content).
+
+        Cheap (no pushes, one clock tick): 10,001 take well under a second, enough
+        to reach GitHub's 10,000-item listing cap for real. Creates the owner
+        (an org) if needed. Returns the names.
+        """
+        if self.state.owner(owner) is None:
+            self.state.add_owner(owner, "org")
+        width = max(5, len(str(count - 1)))
+        names = [f"{prefix}-{i:0{width}d}" for i in range(count)]
+        self.state.add_packages(owner, names, visibility=visibility)
+        return names
+
+    async def bulk_versions(self, owner: str, package: str, count: int) -> list[str]:
+        """``count`` untagged versions of ``owner/package`` on the GitHub side only (fake digests, nothing pushed).
+
+        The package is created (empty, public) if it does not exist. Returns the
+        digests (version names), oldest first.
+        """
+        self._ensure_package(owner, package, None, None)
+        key = f"{self.seed}:{owner}/{package}:{len(self.state.package(owner, package).versions)}"
+        digests = ["sha256:" + hashlib.sha256(f"{key}:{i}".encode()).hexdigest() for i in range(count)]
+        self.state.add_versions(owner, package, digests, media_type=c.OCI_MANIFEST)
+        return digests
 
     async def restore_version(self, owner: str, package: str, digest: str | Pushed) -> None:
         """Re-push a deleted manifest by digest and restore its version (untagged)."""

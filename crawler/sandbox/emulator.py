@@ -9,6 +9,12 @@ One aiohttp server answering like api.github.com (and ghcr.io's ``/token``):
   (default 30, max 100), weak ``ETag`` on every 200 and ``304`` on a matching
   ``If-None-Match`` (not charged), ``x-ratelimit-*`` from a real per-token
   budget, GitHub's 401/403/404 bodies.
+- The pagination cap: a packages or versions listing answers ``400`` once
+  ``page × per_page`` (per_page after clamping) exceeds ``page_cap`` (GitHub's
+  10,000; the OpenAPI documents this 400 on the packages listings, without a
+  body schema). The body is GitHub's error shape (``message``,
+  ``documentation_url``, ``status``). Tests may lower ``page_cap`` to reach it
+  in a few requests (``World.set_page_cap``; ``World.clear_faults`` restores it).
 - GraphQL ``POST /graphql`` (see ``graphql_api``).
 - ``GET /token``: registry JWTs (``tokens.TokenSigner``) granting what the
   GitHub token may do, like ``https://ghcr.io/token``.
@@ -39,6 +45,7 @@ from .state import Owner, Package, Token, WorldState, iso
 from .tokens import Access, TokenSigner
 
 DOCS = "https://docs.github.com/rest/packages/packages"
+PAGE_CAP = 10_000  # GitHub: "per_page multiplied by page cannot be greater than 10000"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 SECONDARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 INTERNAL_HEADER = "X-Sandbox-Internal"  # marks the builder's own token requests
@@ -155,6 +162,7 @@ class Emulator:
         graphql_lists_containers: bool = False,
         token_ttl_s: int = 300,
         token_expires_in: bool = True,
+        page_cap: int = PAGE_CAP,
         host: str = "127.0.0.1",
     ) -> None:
         self.state = state
@@ -163,12 +171,16 @@ class Emulator:
         self.graphql_lists_containers = graphql_lists_containers
         self.token_ttl_s = token_ttl_s
         self.token_expires_in = token_expires_in
+        self.page_cap = page_cap  # page × per_page beyond this answers 400 (GitHub: 10,000)
         self.host = host
         self.violations: list[Violation] = []
         self.graphql_log: list[graphql_api.GraphQLCall] = []
         self.token_log: list[TokenGrant] = []
         self.log: list[ApiExchange] = []
         # Test hook: (OpenAPI path template, decoded 200 body) -> body actually served.
+        # What it returns is validated like any body, so a test that breaks a body
+        # on purpose must clear ``violations`` itself; the API front's ``bad_item``
+        # fault spoils a listing *after* validation and records none.
         self.tamper: Callable[[str, Any], Any] | None = None
         self._request_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -339,7 +351,7 @@ class Emulator:
                 pkgs = []
             if query.get("visibility"):
                 pkgs = [p for p in pkgs if p.visibility == query["visibility"]]
-            page_items, link = self._page(pkgs, query, api, f"{link_prefix}/packages")
+            page_items, link = self._page(pkgs, query, api, f"{link_prefix}/packages", _docs_anchor(match))
             body = [self._package_json(p, owner, api) for p in page_items]
             return 200, body, {"Link": link} if link else {}
         name = unquote(match["name"])
@@ -356,12 +368,15 @@ class Emulator:
         deleted = query.get("state", "active") == "deleted"
         versions = pkg.listed_versions(deleted=deleted)
         path = f"{link_prefix}/packages/container/{render.quote_name(pkg.name)}/versions"
-        page_items, link = self._page(versions, query, api, path)
+        page_items, link = self._page(versions, query, api, path, _docs_anchor(match))
         body = [render.version_json(v, pkg, owner, api) for v in page_items]
         return 200, body, {"Link": link} if link else {}
 
-    def _page(self, items: list, query: MultiDictProxy, api: str, link_path: str) -> tuple[list, str | None]:
+    def _page(self, items: list, query: MultiDictProxy, api: str, link_path: str, docs: str) -> tuple[list, str | None]:
         page, per_page = page_params(query)
+        if page * per_page > self.page_cap:
+            message = f"The value of `per_page` multiplied by `page` cannot be greater than {self.page_cap}."
+            raise _Reply(400, render.error_json(message, docs, 400))
         last_page = max(1, math.ceil(len(items) / per_page))
         chosen = items[(page - 1) * per_page : page * per_page]
         return chosen, link_header(api, link_path, query, page, last_page)
@@ -486,6 +501,20 @@ class Emulator:
             elif action in ("delete", "*") and may_write and token.has_scope("delete:packages"):
                 allowed.append(action)
         return [Access("repository", name, tuple(allowed))] if allowed else []
+
+
+def _docs_anchor(match: re.Match) -> str:
+    """The REST reference page of a listing route, as GitHub puts it in ``documentation_url``."""
+    if match["org"] is not None or match["org_id"] is not None:
+        whose = "an-organization"
+    elif match["user"] is not None or match["user_id"] is not None:
+        whose = "a-user"
+    else:
+        whose = "the-authenticated-users-namespace" if match["type"] is None else "the-authenticated-user"
+    if match["versions"] is None:
+        return f"{DOCS}#list-packages-for-{whose}"
+    owned = {"an-organization": "owned-by-an-organization", "a-user": "owned-by-a-user"}.get(whose, "owned-by-the-authenticated-user")
+    return f"{DOCS}#list-package-versions-for-a-package-{owned}"
 
 
 def _template(match: re.Match) -> str:

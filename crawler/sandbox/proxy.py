@@ -18,6 +18,12 @@ like ghcr.io:
 - registry tokens can be expired on demand (``revoked_upto``): distribution 2.8
   accepts a token up to 60 s past its ``exp``, too long for a test to wait, so
   the front answers such a token with the registry's own 401 challenge.
+
+Without ``ghcr`` (the world's "plain" registry front) distribution answers as
+itself, ``_catalog`` included. The listing faults (``loop_link``, ``shrink``,
+``bad_item``) spoil a listing page after the upstream (or the ghcr pager)
+answered; ``loop_link`` to a registry page k > 1 asks the upstream for the
+first k-1 pages' items to find that page's ``last`` cursor.
 """
 
 from __future__ import annotations
@@ -38,7 +44,22 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from .faults import BODY_KINDS, Fault, FaultTable, abort_connection, pre_fault_response, send, spoil_body
+from .faults import (
+    BODY_KINDS,
+    LISTING_KINDS,
+    Fault,
+    FaultTable,
+    abort_connection,
+    decode_listing,
+    listing_applies,
+    listing_items,
+    parse_link,
+    pre_fault_response,
+    send,
+    spoil_body,
+    spoil_listing,
+    with_page,
+)
 
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -176,7 +197,7 @@ class BlobCdn(_Server):
         headers = CIMultiDict({"Content-Type": content_type, "Content-Length": str(len(data))})
         if truncate_keep is not None and request.method == "GET":
             return await send(request, 200, headers, data, truncate_keep=truncate_keep)
-        if fault is not None:
+        if fault is not None and fault.kind not in LISTING_KINDS:  # blobs are no listings
             self.faults.fire(fault)
             if fault.kind == "truncate":
                 return await send(request, 200, headers, data, truncate_keep=float(fault.params.get("keep", 0.5)))
@@ -283,6 +304,12 @@ class FaultProxy(_Server):
         truncate = None
         if fault is not None and fault.fired_on is request:  # spent on the CDN copy of a blob
             applied, fault.fired_on = fault.kind, None
+        elif fault is not None and fault.kind in LISTING_KINDS:
+            spoiled = await self._spoil_listing(request, fault, status, headers, body)
+            if spoiled is not None:
+                self.faults.fire(fault)
+                applied = fault.kind
+                headers, body = spoiled
         elif fault is not None and 200 <= status < 300 and request.method != "HEAD":
             self.faults.fire(fault)
             applied = fault.kind
@@ -386,6 +413,65 @@ class FaultProxy(_Server):
         if len(tags) > n and page:
             out["Link"] = f'</v2/{name}/tags/list?{urlencode({"last": page[-1], "n": n}, quote_via=quote)}>; rel="next"'
         return 200, out, json.dumps({"name": name, "tags": page}).encode()
+
+    # -- anomalous listings (faults.LISTING_KINDS) ---------------------------------------
+
+    async def _spoil_listing(
+        self, request: web.Request, fault: Fault, status: int, headers: CIMultiDict, body: bytes
+    ) -> tuple[CIMultiDict, bytes] | None:
+        """The spoiled page, or None when this answer is no listing page (the rule stays pending)."""
+        if request.method != "GET" or not 200 <= status < 300:
+            return None
+        doc = decode_listing(body)
+        if doc is None or not listing_applies(fault, doc):
+            return None
+        target = await self._loop_target(request, fault, headers, doc) if fault.kind == "loop_link" else None
+        return spoil_listing(fault, headers, doc, target)
+
+    async def _loop_target(self, request: web.Request, fault: Fault, headers: CIMultiDict, doc) -> str:
+        """Where a ``loop_link`` sends ``next``: an earlier page of the same listing."""
+        p = fault.params
+        if p.get("url"):
+            return str(p["url"])
+        to_page = 1 if p.get("to_page", 1) == "first" else p.get("to_page", 1)
+        if isinstance(doc, list):  # GitHub: numbered pages, absolute URLs
+            here = f"{request.scheme}://{request.host}{request.raw_path}"
+            if to_page == "self":
+                return here
+            links = {rel: url for url, rel in parse_link(headers.get("Link"))}
+            base = links.get("next") or links.get("first") or links.get("prev") or links.get("last") or here
+            return with_page(base, to_page)
+        # The registry: cursor pages (``n``, exclusive ``last``), relative URLs.
+        path = request.raw_path.split("?", 1)[0]
+        if to_page == "self":
+            return request.raw_path
+        n = self._page_size(request, headers, path)
+        if to_page == 1:
+            return path if n is None else f"{path}?n={n}"
+        n = n or max(1, len(listing_items(doc) or ()))
+        # Page k starts after the last item of the first k-1 pages (both listings are sorted).
+        status, _, body = await self._forward(request, self.upstream, f"{path}?n={(to_page - 1) * n}")
+        earlier = sorted(listing_items(decode_listing(body) or []) or []) if status == 200 else []
+        if not earlier:
+            return f"{path}?n={n}"
+        cursor = earlier[min(len(earlier), (to_page - 1) * n) - 1]
+        return f"{path}?{urlencode({'last': cursor, 'n': n}, quote_via=quote)}"
+
+    def _page_size(self, request: web.Request, headers: CIMultiDict, path: str) -> int | None:
+        """The ``n`` this registry page was served with (None: unpaged)."""
+        raw = request.rel_url.query.get("n")
+        if raw is None:
+            for url, rel in parse_link(headers.get("Link")):
+                if rel == "next":
+                    raw = dict(parse_qsl(url.partition("?")[2])).get("n")
+        ghcr_tags = self.ghcr and _TAGS_LIST.match(path) is not None
+        try:
+            n = int(raw) if raw is not None else (TAGS_PAGE if ghcr_tags else None)
+        except ValueError:
+            n = TAGS_PAGE if ghcr_tags else None
+        if n is not None and ghcr_tags:
+            n = max(1, min(n, TAGS_PAGE))
+        return n
 
     async def _blob_redirect(self, request: web.Request, digest: str, fault: Fault | None) -> tuple[int, CIMultiDict, bytes]:
         status, headers, body = await self._forward(request, self.upstream)

@@ -2,7 +2,8 @@
 
 ``World`` = the GitHub emulator + the real registry (token auth) + a ghcr-shaped
 fault proxy in front of the registry (with a blob CDN on a second host) + a
-fault proxy in front of the emulator. The servers run on a dedicated background
+plain fault proxy in front of the registry (distribution as itself, with
+``_catalog``) + a fault proxy in front of the emulator. The servers run on a dedicated background
 thread's event loop, so callers may block (pytest, ``asyncio.run`` of the CLI in
 process, a subprocess) while the world keeps serving::
 
@@ -17,6 +18,7 @@ import asyncio
 import hashlib
 import inspect
 import itertools
+import re
 import shutil
 import tempfile
 import threading
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .builder import Builder
-from .emulator import Emulator
+from .emulator import PAGE_CAP, Emulator
+from .faults import FOREVER, Fault
 from .graphql_api import github_schema
 from .proxy import BlobCdn, FaultProxy
 from .registry import RegistryProcess, TokenAuth
@@ -53,6 +56,9 @@ _BUILDER_METHODS = frozenset(
         "delete_package",
         "restore_package",
         "set_visibility",
+        "remove_manifest",
+        "bulk_packages",
+        "bulk_versions",
     }
 )
 
@@ -68,7 +74,8 @@ class SyncBuilder:
     Methods: create_owner, create_repository, push_commit, archive_repository,
     push_image, push_index, push_cosign, push_artifact, tag, add_tags, untag,
     delete_version, restore_version, delete_package, restore_package,
-    set_visibility (same signatures as ``Builder``).
+    set_visibility, remove_manifest, bulk_packages, bulk_versions (same
+    signatures as ``Builder``).
     """
 
     def __init__(self, world: "World") -> None:
@@ -115,6 +122,7 @@ class World:
         api_connect_latency_ms: float = 0.0,
         start_timeout_s: float = 30.0,
         registry_log_level: str = "info",
+        page_cap: int = PAGE_CAP,
     ) -> None:
         self._own_dir = base_dir is None
         self.dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="ghcr-world-"))
@@ -134,10 +142,13 @@ class World:
             graphql_lists_containers=graphql_lists_containers,
             token_ttl_s=token_ttl_s,
             token_expires_in=token_expires_in,
+            page_cap=page_cap,
         )
+        self.page_cap = page_cap  # what clear_faults() restores after set_page_cap()
         self.cdn = BlobCdn(seed=seed)
         self.registry: RegistryProcess | None = None
         self.registry_proxy: FaultProxy | None = None
+        self.registry_plain_proxy: FaultProxy | None = None
         self.api_proxy: FaultProxy | None = None
         self._proxy_options = dict(
             registry_latency_ms=registry_latency_ms,
@@ -198,6 +209,8 @@ class World:
             service=SERVICE,
         )
         await self.registry_proxy.start()
+        self.registry_plain_proxy = FaultProxy(self.registry.url, seed=self.seed + 2, name="registry-plain")
+        await self.registry_plain_proxy.start()
         self.api_proxy = FaultProxy(
             self.emulator.url,
             seed=self.seed + 1,
@@ -253,6 +266,7 @@ class World:
             self._builder.close if self._builder else None,
             self.api_proxy.stop if self.api_proxy else None,
             self.registry_proxy.stop if self.registry_proxy else None,
+            self.registry_plain_proxy.stop if self.registry_plain_proxy else None,
             self.cdn.stop,
             self.registry.stop if self.registry else None,
             self.emulator.stop,
@@ -285,6 +299,12 @@ class World:
     def registry_direct_url(self) -> str:
         """distribution 2.8 itself (has ``_catalog``, no tags/list paging, no redirects)."""
         return self.registry.url
+
+    @property
+    def registry_plain_url(self) -> str:
+        """distribution 2.8 as itself behind a fault proxy: ``_catalog`` (paged by ``n``/``last``), no
+        tags/list paging, no CDN redirect, the realm on the emulator. Inject on ``registry_plain_proxy``."""
+        return self.registry_plain_proxy.url
 
     @property
     def api_url(self) -> str:
@@ -383,16 +403,42 @@ class World:
         """
         self.registry_proxy.revoked_upto = self.signer.issued
 
+    def deny_repository(self, owner: str, package: str, *, method: str | None = None) -> Fault:
+        """The ghcr front answers 403 ``DENIED`` to every request for one repository until ``clear_faults()``.
+
+        Covers ``/v2/<owner>/<package>/manifests/…``, ``/blobs/…`` and
+        ``/tags/…`` (GET and HEAD, or only ``method``); other repositories,
+        nested names below this one included, are untouched. The token
+        endpoint still grants the scope (ghcr, too, refuses at the resource).
+        Returns the rule (its ``fired`` counts the refusals).
+        """
+        path = rf"^/v2/{re.escape(f'{owner}/{package}')}/(?:manifests|blobs|tags)/"
+        return self.registry_proxy.inject("denied", path=path, method=method, times=FOREVER)
+
+    def set_page_cap(self, cap: int) -> None:
+        """Lower (or raise) the GitHub listings' ``page × per_page`` cap (GitHub: 10,000) until ``clear_faults()``.
+
+        Test-only: with ``set_page_cap(60)`` a listing at ``per_page=30`` answers
+        400 on page 3, as GitHub does past item 10,000.
+        """
+        if cap < 1:
+            raise ValueError("the page cap must be at least 1")
+        self.emulator.page_cap = cap
+
     def clear_faults(self) -> None:
+        """Remove every fault rule (all proxies and the CDN) and restore the page cap; logs and counts stay."""
         self.registry_proxy.clear()
+        self.registry_plain_proxy.clear()
         self.api_proxy.clear()
         self.cdn.clear()
+        self.emulator.page_cap = self.page_cap
 
     def reset_logs(self) -> None:
         """Forget request logs and counters (proxies, CDN, emulator); faults and data stay."""
 
         def reset() -> None:
             self.registry_proxy.reset_log()
+            self.registry_plain_proxy.reset_log()
             self.api_proxy.reset_log()
             self.cdn.requests.clear()
             self.cdn.faults.injected.clear()
@@ -405,6 +451,7 @@ class World:
         return {
             "registry_url": self.registry_url,
             "registry_direct_url": self.registry_direct_url,
+            "registry_plain_url": self.registry_plain_url,
             "api_url": self.api_url,
             "api_direct_url": self.api_direct_url,
             "graphql_url": self.graphql_url,
@@ -425,10 +472,15 @@ class World:
         token_env: str = "GITHUB_TOKEN",
         direct: bool = False,
         discovery: str = "rest",
+        plain: bool = False,
     ) -> str:
-        """A ghcr-inventory config (its fixed keys: config.example.toml) pointing at this world."""
+        """A ghcr-inventory config (its fixed keys: config.example.toml) pointing at this world.
+
+        ``direct``: both services without proxies; ``plain``: the registry at the
+        plain fault front (``_catalog`` with faults), the API at its front.
+        """
         api = self.api_direct_url if direct else self.api_url
-        registry = self.registry_direct_url if direct else self.registry_url
+        registry = self.registry_direct_url if direct else (self.registry_plain_url if plain else self.registry_url)
         lines = [
             "[database]",
             f'path = "{db_path}"',

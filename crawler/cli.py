@@ -1,9 +1,20 @@
 """The command line: parse, load config, configure logging once, call the
-engine, map errors to exit codes (DESIGN.md "CLI contract"):
+engine, map errors to exit codes (DESIGN.md "CLI contract"; README "Exit codes"):
 
   0 done · 1 done but some packages failed · 2 usage/config error ·
   3 authentication/authorization · 4 API/registry unreachable or rate-limited ·
-  75 another sync holds the lock · 130/143 stopped by SIGINT/SIGTERM
+  70 internal error (a bug; -vv shows the traceback) ·
+  73 the inventory (database, its directory, lock or metrics file) cannot be
+     created or opened for writing: read-only file system, permission, a parent
+     that is not a directory, a lock file that is not ours ·
+  74 the inventory could not be written: disk full, I/O error ·
+  75 another sync holds the lock, or the database stayed locked beyond the busy
+     timeout (a timer just retries) ·
+  124 `query`/`report` ran past --timeout ·
+  130/143 stopped by SIGINT/SIGTERM
+
+Whatever happens, the user sees one line naming what and where (a traceback
+only at debug level) and a documented code.
 """
 
 from __future__ import annotations
@@ -11,9 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import os
 import signal
 import sqlite3
 import sys
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +34,8 @@ import structlog
 
 from . import logs
 from .config import Config, load_config, resolve_credentials
-from .errors import InterruptedRun, InventoryError, QueryError, UsageError
+from .errors import (InternalError, InterruptedRun, InventoryError, QueryError, UsageError,
+                     storage_error)
 from .output import FORMATS, render
 from .secret import redact
 from .store import open_readonly
@@ -104,14 +118,49 @@ def main(argv: list[str] | None = None) -> int:
                    "demo": cmd_demo, "completion": cmd_completion}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
-        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
+        say(f"error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        say("interrupted")
         return InterruptedRun.exit_code
+    except BrokenPipeError:
+        # `ghcr-inventory query ... | head`: the reader left. Not a storage
+        # failure; stay quiet as a process killed by SIGPIPE would (128 + 13).
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
+    except OSError as exc:
+        # Last resort: a file operation nobody translated. Still one line and
+        # EX_CANTCREAT/EX_IOERR, by the same translator the store uses.
+        err = storage_error(exc, where=str(exc.filename) if exc.filename else "")
+        _traceback_if(level)
+        say(f"error: {err}")
+        return err.exit_code
+    except Exception as exc:
+        _traceback_if(level)
+        say(f"internal error: {type(exc).__name__}: {exc} (rerun with -vv for the traceback)")
+        return InternalError.exit_code
     finally:
         if progress is not None:
             progress.clear()
+
+
+def say(text: str) -> None:
+    """Every line the CLI prints about an outcome: one line, prefixed, redacted."""
+    print(f"{PROG}: {' '.join(redact(text).splitlines())}", file=sys.stderr)
+
+
+def _traceback_if(level: str | None) -> None:
+    if level == "debug":
+        sys.stderr.write(redact(traceback.format_exc()))
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _config(args) -> Config:
@@ -172,7 +221,7 @@ def _print_summary(s) -> None:
         line += f"; {s.rows_corrected} rows corrected"
     print(line, file=sys.stderr)
     if s.status not in ("ok",) and s.message:
-        print(f"{PROG}: {redact(s.message)}", file=sys.stderr)
+        say(s.message)
 
 
 # --- query / report / status ----------------------------------------------------------
@@ -294,7 +343,7 @@ def cmd_status(args, **_) -> int:
     sys.stdout.write(render(args.format, columns, table))
     if max_age is not None and (stale or not rows):
         what = ", ".join(stale) if stale else "no owner has ever been synced"
-        print(f"{PROG}: stale: {what}; --max-age is {_human(max_age)}", file=sys.stderr)
+        say(f"stale: {what}; --max-age is {_human(max_age)}")
         return 1
     return 0
 

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import aiosqlite
 import orjson
 
-from .errors import InventoryError, UsageError
+from .errors import StoreError, UsageError
 from .manifest import ImageConfig, ImageIndex, ImageManifest, image_info
 from .model import CacheEntry, PackageResult, StoredPackage
 
@@ -32,10 +32,6 @@ SCHEMA_VERSION = 1
 # existing tables belong here.
 MIGRATIONS: dict[int, Sequence[str]] = {}
 _CHUNK = 500  # well under SQLITE_MAX_VARIABLE_NUMBER on every build
-
-
-class StoreError(InventoryError):
-    """The database cannot be opened or written."""
 
 
 def utc_now() -> str:

@@ -24,7 +24,6 @@ import asyncio
 import re
 import os
 import signal
-import sqlite3
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -38,7 +37,7 @@ from .errors import (InternalError, InterruptedRun, InventoryError, QueryError, 
                      storage_error)
 from .output import FORMATS, render
 from .secret import redact
-from .store import open_readonly
+from .readonly import open_readonly, run_query
 
 PROG = "ghcr-inventory"
 DEFAULT_CONFIG = "ghcr-inventory.toml"
@@ -225,22 +224,6 @@ def _print_summary(s) -> None:
 
 
 # --- query / report / status ----------------------------------------------------------
-
-def run_query(conn: sqlite3.Connection, sql: str, params=()) -> tuple[list[str], list[tuple]]:
-    try:
-        cur = conn.execute(sql, params)
-        rows = cur.fetchall()
-    except sqlite3.Warning as exc:  # e.g. several statements at once
-        raise QueryError(f"SQL: {exc}") from None
-    except sqlite3.Error as exc:
-        text = str(exc)
-        if "readonly" in text or "read-only" in text or "not authorized" in text:
-            raise QueryError("the database is opened read-only: queries cannot change it "
-                             f"({text})") from None
-        raise QueryError(f"SQL error: {text}") from None
-    columns = [d[0] for d in cur.description or ()]
-    return columns, rows
-
 
 def cmd_query(args, **_) -> int:
     conn = open_readonly(_db_path(args))

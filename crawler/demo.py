@@ -20,7 +20,7 @@ from pathlib import Path
 from .config import Credentials, parse_config
 from .output import render
 from .secret import Secret
-from .store import open_readonly
+from .readonly import open_readonly
 from .sync import RunSummary, run_sync
 
 SAMPLE_QUERY = ("SELECT package, tag, kind, substr(digest, 1, 19) AS digest FROM v_tags "

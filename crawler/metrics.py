@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .store import open_readonly
+from .readonly import open_readonly
 
 STATUSES = ("ok", "partial", "failed", "interrupted", "rate_limited")
 PREFIX = "ghcr_inventory"

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import aiosqlite
 import orjson
 
-from .errors import StoreError, UsageError
+from .errors import StoreError
 from .manifest import ImageConfig, ImageIndex, ImageManifest, image_info
 from .model import CacheEntry, PackageResult, StoredPackage
 
@@ -104,39 +104,6 @@ def _statements(script: str) -> list[str]:
     if buf.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buf.splitlines()):
         out.append(buf.strip())
     return out
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write (for `query`, `report`, `status`)."""
-    if not Path(path).exists():
-        raise UsageError(f"database not found: {path} (run `ghcr-inventory sync` first)")
-    try:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-        conn.execute("PRAGMA query_only = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        version = _schema_version(conn)
-        conn.set_authorizer(_read_only_authorizer)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
-    if version == 0:
-        conn.close()
-        raise UsageError(f"{path} is not a ghcr-inventory database (no schema_version table)")
-    return conn
-
-
-_DENIED_PRAGMAS = {"query_only", "writable_schema", "journal_mode", "locking_mode", "wal_checkpoint",
-                   "schema_version", "user_version", "application_id", "incremental_vacuum",
-                   "optimize", "shrink_memory", "secure_delete", "auto_vacuum", "trusted_schema"}
-
-
-def _read_only_authorizer(action, arg1, arg2, _db, _trigger):
-    """query_only stops writes to this file; this also stops ATTACHing another
-    file (which could be written) and turning query_only back off."""
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _DENIED_PRAGMAS:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
 
 
 # --- pure row builders ------------------------------------------------------

@@ -34,6 +34,14 @@ RELIABILITY = [
         "the traceback only at debug level", test="test_unexpected_exception_is_one_line_exit_70"),
     Row("unexpected-oserror", "an untranslated OSError (disk full, read-only file system) reaching the CLI",
         "one line naming the file, exit 74 / 73", test="test_unexpected_oserror_is_one_line_74_or_73"),
+    Row("ro-fs-read", "`query`, `report`, `status` on a database on a read-only file system",
+        "they read it (`immutable=1`: SQLite cannot create its `-shm` there)",
+        test="test_readers_work_on_a_read_only_file_system"),
+    Row("ro-dir-read", "the same in a directory the reader cannot write (another account's database)",
+        "they read it; nothing is created beside it", test="test_readers_work_in_a_directory_they_cannot_write"),
+    Row("ro-dir-wal", "… while commits are still in a `-wal` beside it and no `-shm` can be made",
+        "one line saying so and how to fold them in, exit 73 (an immutable read would miss them)",
+        test="test_unfolded_wal_in_an_unwritable_directory_is_refused"),
 ]
 
 
@@ -52,6 +60,59 @@ def run_crawler(*args: str, env: dict | None = None, prefix: list[str] = (), tim
                 cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([*prefix, *crawler_cmd(*args)], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def without_capabilities() -> list[str]:
+    """A prefix running a child that permission bits apply to: root keeps its
+    uid (it owns the files) but drops every capability (CAP_DAC_OVERRIDE)."""
+    return ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+
+
+class Outcome:
+    def __init__(self, rc: int, out: str, err: str) -> None:
+        self.rc, self.out, self.err = rc, out, err
+
+    def __repr__(self) -> str:
+        return f"Outcome(rc={self.rc}, out={self.out[-300:]!r}, err={self.err[-600:]!r})"
+
+
+def in_mount_namespace(tmp_path: Path, setup: str, commands: dict[str, list[str]],
+                       timeout: float = 120) -> dict[str, Outcome]:
+    """Run `setup` (sh, may mount) then each command in a private mount
+    namespace (mounts vanish with it); returns each command's outcome.
+    Root gets one with `unshare --mount`; anyone else a user namespace
+    mapping them to root, where mounting a tmpfs is allowed too."""
+    prefix = (["unshare", "--mount", "--propagation", "private"] if os.geteuid() == 0
+              else ["unshare", "--user", "--map-root-user", "--mount"])
+    out = tmp_path / "outcomes"
+    out.mkdir(exist_ok=True)
+    lines = ["set -eu", setup, "set +e"]
+    for name, argv in commands.items():
+        quoted = " ".join(_sh(a) for a in argv)
+        lines.append(f"{quoted} >{_sh(str(out / name))}.out 2>{_sh(str(out / name))}.err; "
+                     f"echo $? >{_sh(str(out / name))}.rc")
+    proc = subprocess.run([*prefix, "sh", "-c", "\n".join(lines)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, f"namespace setup failed: {proc.stderr}"
+    return {name: Outcome(int((out / f"{name}.rc").read_text()), (out / f"{name}.out").read_text(),
+                          (out / f"{name}.err").read_text()) for name in commands}
+
+
+def _sh(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def synced_db(tmp_path: Path, name: str = "src") -> Path:
+    """A real inventory (WAL mode, schema, one finished run) made by `sync`
+    with no owners: no network involved."""
+    work = tmp_path / name
+    work.mkdir()
+    config = work / "config.toml"
+    config.write_text('[database]\npath = "inventory.db"\n')
+    assert cli.main(["--config", str(config), "--log-format", "json", "--log-level", "error", "sync"]) == 0
+    db = work / "inventory.db"
+    assert not Path(f"{db}-wal").exists()        # closed cleanly: everything is in the file
+    return db
 
 
 # --- last-resort handler -------------------------------------------------------------------
@@ -85,3 +146,86 @@ def test_unexpected_oserror_is_one_line_74_or_73(tmp_path, monkeypatch, capsys, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ghcr-inventory: error: {where}: ")
     assert os.strerror(code) in lines[0] and "Traceback" not in lines[0]
+
+
+# --- read-only file system, unwritable directory -----------------------------------------------
+
+READERS = {
+    "query": ["query", "--format", "json", "SELECT status, mode FROM v_sync_runs"],
+    "report": ["report", "summary", "--format", "json"],
+    "status": ["status", "--format", "json"],
+}
+
+
+def _readers(db: Path) -> dict[str, list[str]]:
+    return {name: crawler_cmd(*argv[:1], "--db", str(db), *argv[1:]) for name, argv in READERS.items()}
+
+
+def _assert_readers_work(outcomes: dict[str, Outcome]) -> None:
+    import json
+    for name, outcome in outcomes.items():
+        assert outcome.rc == 0 and "Traceback" not in outcome.err, (name, outcome)
+    assert json.loads(outcomes["query"].out) == [{"status": "ok", "mode": "incremental"}]
+    summary = dict((r["metric"], r["value"]) for r in json.loads(outcomes["report"].out))
+    assert summary["last_sync_status"] == "ok"
+    assert json.loads(outcomes["status"].out) == []          # no owners configured
+
+
+def test_readers_work_on_a_read_only_file_system(tmp_path):
+    db = synced_db(tmp_path)
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    setup = (f"mount -t tmpfs -o size=4m tmpfs {_sh(str(mnt))}; cp {_sh(str(db))} {_sh(str(mnt))}/; "
+             f"mount -o remount,ro {_sh(str(mnt))}")
+    outcomes = in_mount_namespace(tmp_path, setup, {
+        **_readers(mnt / "inventory.db"),
+        "touch": ["touch", str(mnt / "probe")],               # the mount really is read-only
+    })
+    touch = outcomes.pop("touch")
+    assert touch.rc != 0 and "Read-only file system" in touch.err
+    _assert_readers_work(outcomes)
+    assert sorted(p.name for p in mnt.iterdir()) == []       # the namespace's mount is gone
+
+
+def test_readers_work_in_a_directory_they_cannot_write(tmp_path):
+    db = synced_db(tmp_path)
+    folder = db.parent
+    folder.chmod(0o555)
+    try:
+        prefix = without_capabilities()
+        probe = subprocess.run([*prefix, "touch", str(folder / "probe")], capture_output=True, text=True)
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr
+        outcomes = {name: Outcome(*(lambda p: (p.returncode, p.stdout, p.stderr))(
+            subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=60, cwd=ROOT)))
+            for name, argv in _readers(db).items()}
+    finally:
+        folder.chmod(0o755)
+    _assert_readers_work(outcomes)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "inventory.db", "inventory.db.lock"]
+
+
+def test_unfolded_wal_in_an_unwritable_directory_is_refused(tmp_path):
+    """Commits still in -wal, no -shm and no way to create one: an immutable
+    read would miss them, so the reader refuses in one line (73)."""
+    db = synced_db(tmp_path)
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("UPDATE sync_runs SET status = 'partial'")
+    for suffix in ("", "-wal"):
+        (frozen / f"inventory.db{suffix}").write_bytes(Path(f"{db}{suffix}").read_bytes())
+    writer.close()
+    assert (frozen / "inventory.db-wal").stat().st_size > 0
+    frozen.chmod(0o555)
+    try:
+        proc = subprocess.run([*without_capabilities(), *_readers(frozen / "inventory.db")["query"]],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    finally:
+        frozen.chmod(0o755)
+    lines = err_lines(proc.stderr)
+    assert proc.returncode == 73 and len(lines) == 1 and "Traceback" not in proc.stderr, proc
+    assert str(frozen / "inventory.db") in lines[0] and "inventory.db-wal holds commits" in lines[0]
+    # where the directory is writable, the same files read fine and show the commit
+    proc = run_crawler(*_readers(frozen / "inventory.db")["query"][3:])
+    assert proc.returncode == 0 and '"partial"' in proc.stdout, proc

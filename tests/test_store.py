@@ -9,11 +9,11 @@ import stat
 import orjson
 import pytest
 
-from crawler.cli import run_query
 from crawler.errors import QueryError
 from crawler.manifest import compute_digest, parse_config, parse_manifest
 from crawler.model import PackageRef, PackageResult, Referrer, VersionEntry
-from crawler.store import Store, apply_schema, diff_tags, open_readonly, schema_text
+from crawler.readonly import open_readonly, run_query
+from crawler.store import Store, apply_schema, diff_tags, schema_text
 
 
 def blob(data: dict) -> tuple[bytes, str]:

@@ -42,6 +42,17 @@ RELIABILITY = [
     Row("ro-dir-wal", "… while commits are still in a `-wal` beside it and no `-shm` can be made",
         "one line saying so and how to fold them in, exit 73 (an immutable read would miss them)",
         test="test_unfolded_wal_in_an_unwritable_directory_is_refused"),
+    Row("lock-symlink", "`<database>.lock` planted as a symlink (to `/etc/passwd`, say; also a FIFO, a hard "
+        "link, another user's file, foreign content)",
+        "never followed nor truncated: one line naming the lock file, exit 73; the target unchanged",
+        test="test_a_planted_lock_symlink_is_refused_and_its_target_kept"),
+    Row("ro-fs-sync", "`sync` with the database on a read-only file system",
+        "one line naming the lock file and \"Read-only file system\", exit 73 (readers still work)",
+        test="test_sync_on_a_read_only_file_system_is_one_line_73"),
+    Row("disk-full-lock", "`sync` on a full disk", "one line \"disk is full\" naming the lock file, exit 74",
+        test="test_sync_on_a_full_disk_is_one_line_74"),
+    Row("parent-is-file", "`database.path` under a regular file", "one line naming it \"is not a directory\", "
+        "exit 73", test="test_a_database_path_under_a_regular_file_is_one_line_73"),
 ]
 
 
@@ -229,3 +240,74 @@ def test_unfolded_wal_in_an_unwritable_directory_is_refused(tmp_path):
     # where the directory is writable, the same files read fine and show the commit
     proc = run_crawler(*_readers(frozen / "inventory.db")["query"][3:])
     assert proc.returncode == 0 and '"partial"' in proc.stdout, proc
+
+
+# --- the lock file and the database's directory ---------------------------------------------------
+
+def no_owner_config(tmp_path: Path, db: Path, name: str = "config.toml", extra: str = "") -> Path:
+    """A config with no owners: `sync` runs locally (lock, database, run
+    record) without any network, which is all these faults need."""
+    config = tmp_path / name
+    config.write_text(f'[database]\npath = "{db}"\n{extra}')
+    return config
+
+
+def one_error_line(proc_or_outcome, code: int) -> str:
+    rc = getattr(proc_or_outcome, "returncode", getattr(proc_or_outcome, "rc", None))
+    err = proc_or_outcome.stderr if hasattr(proc_or_outcome, "stderr") else proc_or_outcome.err
+    lines = err.strip().splitlines()
+    assert rc == code and len(lines) == 1 and "Traceback" not in err, proc_or_outcome
+    assert lines[0].startswith(f"{cli.PROG}: error: ")
+    return lines[0]
+
+
+def test_a_planted_lock_symlink_is_refused_and_its_target_kept(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("root:x:0:0::/root:/bin/sh\n")
+    db = tmp_path / "state" / "inventory.db"
+    db.parent.mkdir()
+    os.symlink(victim, f"{db}.lock")
+    proc = run_crawler("--config", str(no_owner_config(tmp_path, db)), "sync")
+    line = one_error_line(proc, 73)
+    assert f"{db}.lock: " in line and "symbolic link" in line
+    assert victim.read_text() == "root:x:0:0::/root:/bin/sh\n"
+    assert not db.exists()                     # refused before the database was touched
+
+
+def test_sync_on_a_read_only_file_system_is_one_line_73(tmp_path):
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    src = synced_db(tmp_path)
+    fresh = no_owner_config(tmp_path, mnt / "new" / "inventory.db", name="fresh.toml")
+    existing = no_owner_config(tmp_path, mnt / "inventory.db", name="existing.toml")
+    setup = (f"mount -t tmpfs -o size=4m tmpfs {_sh(str(mnt))}; cp {_sh(str(src))} {_sh(str(mnt))}/; "
+             f"mount -o remount,ro {_sh(str(mnt))}")
+    outcomes = in_mount_namespace(tmp_path, setup, {
+        "fresh": crawler_cmd("--config", str(fresh), "sync"),
+        "existing": crawler_cmd("--config", str(existing), "sync"),
+        "query": crawler_cmd("query", "--db", str(mnt / "inventory.db"), "SELECT COUNT(*) AS n FROM v_sync_runs"),
+    })
+    line = one_error_line(outcomes["fresh"], 73)
+    assert str(mnt / "new") in line and "Read-only file system" in line
+    line = one_error_line(outcomes["existing"], 73)
+    assert f"{mnt / 'inventory.db'}.lock: cannot create or open for writing (Read-only file system)" in line
+    assert outcomes["query"].rc == 0 and "1" in outcomes["query"].out     # and it still reads
+
+
+def test_sync_on_a_full_disk_is_one_line_74(tmp_path):
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    config = no_owner_config(tmp_path, mnt / "inventory.db")
+    setup = (f"mount -t tmpfs -o size=64k tmpfs {_sh(str(mnt))}; "
+             f"dd if=/dev/zero of={_sh(str(mnt / 'filler'))} bs=4096 2>/dev/null || true")
+    outcomes = in_mount_namespace(tmp_path, setup, {"sync": crawler_cmd("--config", str(config), "sync")})
+    line = one_error_line(outcomes["sync"], 74)
+    assert str(mnt / "inventory.db") in line and "disk is full" in line and "No space left" in line
+
+
+def test_a_database_path_under_a_regular_file_is_one_line_73(tmp_path):
+    (tmp_path / "state").write_text("a file where a directory should be\n")
+    config = no_owner_config(tmp_path, tmp_path / "state" / "inventory.db")
+    line = one_error_line(run_crawler("--config", str(config), "sync"), 73)
+    assert f"{tmp_path / 'state'} is not a directory" in line
+    assert (tmp_path / "state").read_text() == "a file where a directory should be\n"

@@ -37,10 +37,13 @@ from .errors import (InternalError, InterruptedRun, InventoryError, QueryError, 
                      storage_error)
 from .output import FORMATS, render
 from .secret import redact
-from .readonly import open_readonly, run_query
+from .readonly import QueryGuard, open_readonly, run_query
 
 PROG = "ghcr-inventory"
 DEFAULT_CONFIG = "ghcr-inventory.toml"
+DEFAULT_TIMEOUT_S = 30.0
+
+log = structlog.get_logger("crawler.cli")
 
 EXAMPLES = {
     "sync": "example: GITHUB_TOKEN=... ghcr-inventory --config inventory.toml sync --owner acme",
@@ -82,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--db", metavar="PATH", help="database (default: database.path from the config)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"stop the query after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
     p = command("report", "Run a canned report (see --list).")
     p.add_argument("name", nargs="?", metavar="NAME")
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--db", metavar="PATH")
     p.add_argument("--days", type=int, default=7, help="window for time-based reports (default 7)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"stop the report after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
     p = command("status", "Show the last runs per owner; a monitoring probe with --max-age.")
     p.add_argument("--max-age", metavar="AGE", help="exit 1 if the newest successful sync is older "
@@ -102,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("completion", "Print a shell completion script.")
     p.add_argument("shell", choices=("bash", "zsh"))
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds >= 0 (0 = no limit)")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,9 +243,12 @@ def _print_summary(s) -> None:
 # --- query / report / status ----------------------------------------------------------
 
 def cmd_query(args, **_) -> int:
-    conn = open_readonly(_db_path(args))
+    db = _db_path(args)
+    conn = open_readonly(db)
     try:
-        columns, rows = run_query(conn, args.sql)
+        with QueryGuard(conn, args.timeout, what="query"):
+            log.debug("query_started", db=str(db), timeout_s=args.timeout or None)
+            columns, rows = run_query(conn, args.sql)
     finally:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
@@ -241,9 +261,12 @@ def cmd_report(args, **_) -> int:
         for name, report in REPORTS.items():
             print(f"{name:<22} {report.description}")
         return 0 if args.list else 2
-    conn = open_readonly(_db_path(args))
+    db = _db_path(args)
+    conn = open_readonly(db)
     try:
-        columns, rows, note = run_report(conn, args.name, days=args.days)
+        with QueryGuard(conn, args.timeout, what=f"report {args.name}"):
+            log.debug("report_started", db=str(db), report=args.name, timeout_s=args.timeout or None)
+            columns, rows, note = run_report(conn, args.name, days=args.days)
     finally:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
@@ -306,10 +329,8 @@ def cmd_status(args, **_) -> int:
     max_age = parse_age(args.max_age) if args.max_age else None
     conn = open_readonly(_db_path(args))
     try:
-        _, rows = run_query(conn, STATUS_SQL)
-        _, last = run_query(conn, "SELECT id, status, started_at, finished_at, requests, "
-                                  "not_modified, packages_changed, packages_failed FROM sync_runs "
-                                  "ORDER BY id DESC LIMIT 1")
+        with QueryGuard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
+            _, rows = run_query(conn, STATUS_SQL)
     finally:
         conn.close()
     now = datetime.now(timezone.utc)

@@ -9,23 +9,32 @@ aiosqlite through `store.py`; nothing here imports it, so a query starts fast.
 
 A database on a read-only file system or in a directory this user cannot
 write is still readable: see `open_readonly` for when `immutable=1` is safe.
+`QueryGuard` stops a statement at its deadline (`--timeout`) or on
+SIGINT/SIGTERM, however long SQLite would otherwise run.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import structlog
 
-from .errors import QueryError, StoreCreateError, UsageError, storage_error, storage_kind
+from .errors import (QueryError, QueryInterrupted, QueryTimeout, StoreCreateError, UsageError, storage_error,
+                     storage_kind)
 
-__all__ = ["open_readonly", "run_query"]
+__all__ = ["QueryGuard", "open_readonly", "run_query"]
 
 log = structlog.get_logger("crawler.readonly")
 
 BUSY_TIMEOUT_MS = 5000
+# SQLite virtual-machine steps between two looks at the clock and the signal
+# flag: a few microseconds apart, and no measurable cost.
+PROGRESS_STEPS = 1000
 
 _DENIED_PRAGMAS = {"query_only", "writable_schema", "journal_mode", "locking_mode", "wal_checkpoint",
                    "schema_version", "user_version", "application_id", "incremental_vacuum",
@@ -179,3 +188,71 @@ def _db_file(conn: sqlite3.Connection) -> str:
         return next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
     except sqlite3.Error:
         return ""
+
+
+class QueryGuard:
+    """Stop the statements run on `conn` inside the block at a deadline
+    (`timeout_s`; None or 0: none) or when SIGINT/SIGTERM arrives.
+
+    A statement runs inside SQLite's C code, and Python runs a signal handler
+    only between bytecodes: Ctrl-C would wait for a runaway query to end on
+    its own, which may be never. SQLite's progress handler calls back into
+    Python every PROGRESS_STEPS steps; there the pending handler runs (ours
+    only records the signal), and the callback answers non-zero, which makes
+    SQLite abandon the statement. Leaving the block then raises
+    QueryInterrupted (exit 128 + signal) or QueryTimeout (124) in place of
+    the "interrupted" error SQLite gave. The previous handlers come back on
+    exit; outside the main thread, where Python cannot install handlers, only
+    the deadline applies.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, conn: sqlite3.Connection, timeout_s: float | None, *, what: str = "query",
+                 option: str = "--timeout") -> None:
+        self.conn = conn
+        self.timeout_s = timeout_s or None
+        self.what = what
+        self.option = option
+        self.signum: int | None = None
+        self.timed_out = False
+        self._deadline: float | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "QueryGuard":
+        if self.timeout_s is not None:
+            self._deadline = time.monotonic() + self.timeout_s
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        self.conn.set_progress_handler(self._tick, PROGRESS_STEPS)
+        return self
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def _tick(self) -> int:
+        if self.signum is not None:
+            return 1
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.timed_out = True
+            return 1
+        return 0
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self.conn.set_progress_handler(None, 0)
+        except sqlite3.ProgrammingError:  # already closed
+            pass
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+        if self.signum is not None:
+            name = signal.Signals(self.signum).name
+            raise QueryInterrupted(f"{self.what} stopped by {name}; nothing was changed",
+                                   signum=self.signum) from None
+        if self.timed_out:
+            raise QueryTimeout(f"{self.what} stopped after {self.timeout_s:g}s by {self.option} "
+                               f"{self.timeout_s:g} (0 = no limit)") from None
+        return False

@@ -53,6 +53,11 @@ RELIABILITY = [
         test="test_sync_on_a_full_disk_is_one_line_74"),
     Row("parent-is-file", "`database.path` under a regular file", "one line naming it \"is not a directory\", "
         "exit 73", test="test_a_database_path_under_a_regular_file_is_one_line_73"),
+    Row("query-signal", "Ctrl-C (SIGINT) or SIGTERM during a runaway `query` (an endless recursive CTE)",
+        "stops within a second: one line, exit 130 / 143", test="test_a_runaway_query_stops_on_a_signal"),
+    Row("query-timeout", "a `query` or `report` running past `--timeout` (default 30 s)",
+        "stopped by SQLite's progress handler: one line naming `--timeout`, exit 124",
+        test="test_query_and_report_stop_at_their_timeout"),
 ]
 
 
@@ -311,3 +316,70 @@ def test_a_database_path_under_a_regular_file_is_one_line_73(tmp_path):
     line = one_error_line(run_crawler("--config", str(config), "sync"), 73)
     assert f"{tmp_path / 'state'} is not a directory" in line
     assert (tmp_path / "state").read_text() == "a file where a directory should be\n"
+
+
+# --- runaway queries: --timeout, SIGINT/SIGTERM ----------------------------------------------------
+
+RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+
+def _wait_for(stream, needle: bytes, within_s: float) -> bytes:
+    """Read a child's pipe until `needle` shows up (bounded: fails, never hangs)."""
+    seen, deadline = b"", time.monotonic() + within_s
+    while needle not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{needle!r} never came: {seen[-500:]!r}"
+        ready, _, _ = select.select([stream], [], [], left)
+        if ready:
+            chunk = os.read(stream.fileno(), 65536)
+            assert chunk, f"the child closed its stderr first: {seen[-500:]!r}"
+            seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_runaway_query_stops_on_a_signal(tmp_path, signum, code):
+    db = synced_db(tmp_path)
+    proc = subprocess.Popen(crawler_cmd("--log-format", "json", "--log-level", "debug", "query", "--db", str(db),
+                                        "--timeout", "0", RUNAWAY),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        before = _wait_for(proc.stderr, b'"query_started"', within_s=30)
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = (before + err).decode()
+    assert proc.returncode == code and elapsed < 5, (proc.returncode, elapsed, err[-500:])
+    lines = err_lines(err)
+    assert lines == [f"ghcr-inventory: error: query stopped by {signal.Signals(signum).name}; nothing was changed"]
+    assert "Traceback" not in err and out == b""
+
+
+def test_query_and_report_stop_at_their_timeout(tmp_path):
+    db = synced_db(tmp_path)
+    started = time.monotonic()
+    proc = run_crawler("query", "--db", str(db), "--timeout", "0.5", RUNAWAY)
+    assert time.monotonic() - started < 10
+    line = one_error_line(proc, 124)
+    assert line == "ghcr-inventory: error: query stopped after 0.5s by --timeout 0.5 (0 = no limit)"
+    # a report over 50,000 packages: a deadline already past at SQLite's first check
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("INSERT INTO owners (registry, name, kind, discovery, first_seen) "
+                 "VALUES ('ghcr.io', 'acme', 'org', 'rest', '2026-01-01T00:00:00Z')")
+    conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) "
+                 "INSERT INTO packages (owner_id, name, first_seen) "
+                 "SELECT 1, 'p' || i, '2026-01-01T00:00:00Z' FROM n")
+    conn.close()
+    assert run_crawler("report", "summary", "--db", str(db)).returncode == 0
+    proc = run_crawler("report", "summary", "--db", str(db), "--timeout", "0.000001")
+    line = one_error_line(proc, 124)
+    assert "report summary stopped after 1e-06s by --timeout" in line
+    # 0 = no limit; a bad value is a usage error
+    assert run_crawler("query", "--db", str(db), "--timeout", "0", "SELECT 1").returncode == 0
+    proc = run_crawler("query", "--db", str(db), "--timeout", "-1", "SELECT 1")
+    assert proc.returncode == 2 and "--timeout" in proc.stderr and "seconds >= 0" in proc.stderr

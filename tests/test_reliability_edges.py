@@ -58,6 +58,13 @@ RELIABILITY = [
     Row("query-timeout", "a `query` or `report` running past `--timeout` (default 30 s)",
         "stopped by SQLite's progress handler: one line naming `--timeout`, exit 124",
         test="test_query_and_report_stop_at_their_timeout"),
+    Row("config-secrets", "`user:password@` in `github.api_url`/`graphql_url`/`registry.url`; a token (env or "
+        "file) holding CR LF or another control character",
+        "exit 2 before any request, one line naming the key, variable or file; the secret never echoed",
+        test="test_secrets_in_urls_and_broken_tokens_are_exit_2_without_echo"),
+    Row("token-file-mode", "a `token_file` group or others can read",
+        "one warning naming the file and its mode (like ssh); the run goes on",
+        test="test_an_exposed_token_file_is_warned_about_once_and_the_sync_goes_on"),
 ]
 
 
@@ -383,3 +390,45 @@ def test_query_and_report_stop_at_their_timeout(tmp_path):
     assert run_crawler("query", "--db", str(db), "--timeout", "0", "SELECT 1").returncode == 0
     proc = run_crawler("query", "--db", str(db), "--timeout", "-1", "SELECT 1")
     assert proc.returncode == 2 and "--timeout" in proc.stderr and "seconds >= 0" in proc.stderr
+
+
+# --- secrets in the config --------------------------------------------------------------------------
+
+def test_secrets_in_urls_and_broken_tokens_are_exit_2_without_echo(tmp_path):
+    db = tmp_path / "inventory.db"
+    secret = "ghp_" + "S3cr3t" * 6
+    cases = {
+        "url": (no_owner_config(tmp_path, db, name="url.toml",
+                                extra=f'[registry]\nurl = "http://robot:{secret}@127.0.0.1:5000"\n'), {},
+                "'registry.url' must not carry credentials"),
+        "env": (no_owner_config(tmp_path, db, name="env.toml", extra='[github]\ntoken_env = "EDGE_TOKEN"\n'),
+                {"EDGE_TOKEN": f"{secret}\r\nX-Injected: 1"},
+                "environment variable EDGE_TOKEN ('github.token_env') holds a token with a line break"),
+    }
+    tok = tmp_path / "token"
+    tok.write_bytes(f"{secret}\n{secret}\n".encode())
+    tok.chmod(0o600)
+    cases["file"] = (no_owner_config(tmp_path, db, name="file.toml", extra=f'[github]\ntoken_file = "{tok}"\n'),
+                     {}, f"'github.token_file' {tok} holds a token with a line break (U+000A)")
+    for name, (config, env, needle) in cases.items():
+        proc = run_crawler("--config", str(config), "sync", env=env)
+        line = one_error_line(proc, 2)
+        assert needle in line and str(config) in line, (name, line)
+        assert "S3cr3t" not in proc.stderr + proc.stdout, name
+    assert not db.exists()
+
+
+def test_an_exposed_token_file_is_warned_about_once_and_the_sync_goes_on(tmp_path):
+    tok = tmp_path / "token"
+    tok.write_text("ghp_" + "x" * 36 + "\n")
+    tok.chmod(0o644)
+    config = no_owner_config(tmp_path, tmp_path / "inventory.db",
+                             extra=f'[github]\ntoken_file = "{tok}"\n[registry]\ntoken_file = "{tok}"\n')
+    proc = run_crawler("--config", str(config), "--log-format", "json", "sync")
+    assert proc.returncode == 0, proc
+    warnings = [line for line in proc.stderr.splitlines() if "token_file_exposed" in line]
+    assert len(warnings) == 1 and str(tok) in warnings[0] and '"mode":"0644"' in warnings[0]
+    assert "x" * 36 not in proc.stderr
+    tok.chmod(0o600)
+    proc = run_crawler("--config", str(config), "--log-format", "json", "sync")
+    assert proc.returncode == 0 and "token_file_exposed" not in proc.stderr

@@ -199,10 +199,10 @@ def cmd_sync(args, *, console: bool, progress) -> int:
     summary = asyncio.run(_sync_with_signals(config, creds, options, progress))
     if progress is not None:
         progress.clear()
+    _print_summary(summary)
     if args.metrics_file:
         from .metrics import write_metrics
-        write_metrics(Path(args.metrics_file), summary, config.database.path)
-    _print_summary(summary)
+        write_metrics(Path(args.metrics_file), summary, config.database.path)   # StoreError: 73/74
     return summary.exit_code
 
 

@@ -244,15 +244,18 @@ def storage_kind(exc: BaseException) -> str:
     return "io"
 
 
-def storage_error(exc: BaseException, where: str) -> StoreError:
+def storage_error(exc: BaseException, where: str, *, note: str = "") -> StoreError:
     """Translate an OSError or sqlite3 error met on the inventory's files
     (`where`: the database, its lock file, the metrics file) into the
     StoreError subclass that carries its exit code: ENOSPC/EDQUOT and
     "database or disk is full" 74; EROFS/EACCES/EPERM/ENOTDIR/EISDIR and
     "readonly"/"unable to open" 73; "database is locked"/"busy" 75; any other
-    I/O failure 74. Pure: it only builds the error, the caller raises it
+    I/O failure 74. `note` is appended ("; " + note): what the failure does
+    not undo. Pure: it only builds the error, the caller raises it
     (``raise storage_error(exc, where) from exc``)."""
     if isinstance(exc, StoreError):
+        if note:
+            return type(exc)(f"{exc.message}; {note}", where=exc.where)
         return exc
     cls, what = _WHAT[storage_kind(exc)]
     if isinstance(exc, OSError):
@@ -262,4 +265,5 @@ def storage_error(exc: BaseException, where: str) -> StoreError:
             reason += f": {other}"
     else:
         reason = str(exc) or type(exc).__name__
-    return cls(f"{what} ({' '.join(reason.split())})", where=where)
+    message = f"{what} ({' '.join(reason.split())})"
+    return cls(f"{message}; {note}" if note else message, where=where)

@@ -29,6 +29,7 @@ from pathlib import Path
 import structlog
 
 from .errors import LockHeldError, StoreCreateError, StoreError, storage_error
+from .files import make_parent
 
 log = structlog.get_logger("crawler.lock")
 
@@ -49,7 +50,7 @@ class SyncLock:
     def acquire(self) -> "SyncLock":
         where = str(self.path)
         try:
-            _make_parent(self.path)
+            make_parent(self.path, "lock file")
             fd = _open_lock(self.path)
         except StoreError:
             raise
@@ -100,19 +101,6 @@ class SyncLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-def _make_parent(lock: Path) -> None:
-    """Create the database's directory; a path component that exists but is
-    not a directory gets its own message rather than mkdir's "File exists"."""
-    parent = lock.parent
-    for ancestor in (parent, *parent.parents):
-        if os.path.lexists(ancestor):
-            if not ancestor.is_dir():
-                raise StoreCreateError(f"cannot create the lock file: {ancestor} is not a directory",
-                                       where=str(lock))
-            break
-    parent.mkdir(parents=True, exist_ok=True)
 
 
 def _open_lock(path: Path) -> int:

@@ -65,6 +65,9 @@ RELIABILITY = [
     Row("token-file-mode", "a `token_file` group or others can read",
         "one warning naming the file and its mode (like ssh); the run goes on",
         test="test_an_exposed_token_file_is_warned_about_once_and_the_sync_goes_on"),
+    Row("metrics-file", "`--metrics-file` under a regular file, in an unwritable directory, on a read-only or "
+        "full file system", "after the summary, one line saying the sync's results are committed, exit 73 / 74",
+        test="test_metrics_file_that_cannot_be_written_is_one_line_73_or_74"),
 ]
 
 
@@ -432,3 +435,55 @@ def test_an_exposed_token_file_is_warned_about_once_and_the_sync_goes_on(tmp_pat
     tok.chmod(0o600)
     proc = run_crawler("--config", str(config), "--log-format", "json", "sync")
     assert proc.returncode == 0 and "token_file_exposed" not in proc.stderr
+
+
+# --- --metrics-file ----------------------------------------------------------------------------------
+
+COMMITTED = "the sync itself finished and its results are committed"
+
+
+def _assert_run_committed(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT status FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone() == ("ok",)
+    finally:
+        conn.close()
+
+
+def test_metrics_file_that_cannot_be_written_is_one_line_73_or_74(tmp_path):
+    db = tmp_path / "inventory.db"
+    config = no_owner_config(tmp_path, db)
+    # a parent that is a regular file
+    (tmp_path / "textfile").write_text("not a directory\n")
+    proc = run_crawler("--config", str(config), "sync", "--metrics-file", str(tmp_path / "textfile" / "x.prom"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 73 and len(lines) == 2 and lines[0].startswith("sync ok:"), proc
+    assert lines[1] == (f"ghcr-inventory: error: {tmp_path / 'textfile' / 'x.prom'}: cannot create the metrics "
+                        f"file: {tmp_path / 'textfile'} is not a directory; {COMMITTED}")
+    _assert_run_committed(db)
+    # a directory this user cannot write
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        proc = subprocess.run([*without_capabilities(), *crawler_cmd("--config", str(config), "sync",
+                                                                     "--metrics-file", str(locked / "x.prom"))],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    finally:
+        locked.chmod(0o755)
+    assert proc.returncode == 73 and "Permission denied" in err_lines(proc.stderr)[0], proc
+    assert COMMITTED in err_lines(proc.stderr)[0] and len(err_lines(proc.stderr)) == 1
+    # a read-only and a full file system
+    ro, full = tmp_path / "ro", tmp_path / "full"
+    ro.mkdir()
+    full.mkdir()
+    setup = (f"mount -t tmpfs -o size=1m,ro tmpfs {_sh(str(ro))}; mount -t tmpfs -o size=64k tmpfs {_sh(str(full))}; "
+             f"dd if=/dev/zero of={_sh(str(full / 'filler'))} bs=4096 2>/dev/null || true")
+    outcomes = in_mount_namespace(tmp_path, setup, {
+        "ro": crawler_cmd("--config", str(config), "sync", "--metrics-file", str(ro / "x.prom")),
+        "full": crawler_cmd("--config", str(config), "sync", "--metrics-file", str(full / "x.prom")),
+    })
+    for name, code, needle in (("ro", 73, "Read-only file system"), ("full", 74, "disk is full")):
+        lines = err_lines(outcomes[name].err)
+        assert outcomes[name].rc == code and len(lines) == 1, (name, outcomes[name])
+        assert needle in lines[0] and COMMITTED in lines[0] and "Traceback" not in outcomes[name].err
+    _assert_run_committed(db)

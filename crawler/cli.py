@@ -35,7 +35,7 @@ from . import logs
 from .config import Config, load_config, resolve_credentials
 from .errors import (InternalError, InterruptedRun, InventoryError, QueryError, UsageError,
                      storage_error)
-from .output import FORMATS, render
+from .output import FORMATS, printable, render
 from .secret import redact
 from .readonly import QueryGuard, open_readonly, run_query
 
@@ -161,13 +161,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def say(text: str) -> None:
-    """Every line the CLI prints about an outcome: one line, prefixed, redacted."""
-    print(f"{PROG}: {' '.join(redact(text).splitlines())}", file=sys.stderr)
+    """Every line the CLI prints about an outcome: one line (a line break or
+    an escape sequence from a server shows as an escape), prefixed, redacted."""
+    print(f"{PROG}: {printable(redact(text))}", file=sys.stderr)
 
 
 def _traceback_if(level: str | None) -> None:
     if level == "debug":
-        sys.stderr.write(redact(traceback.format_exc()))
+        lines = redact(traceback.format_exc()).splitlines()
+        sys.stderr.write("".join(printable(line) + "\n" for line in lines))
 
 
 def _silence_stdout() -> None:
@@ -235,9 +237,25 @@ def _print_summary(s) -> None:
             f"({s.not_modified} not modified, lower bound {s.lower_bound})")
     if s.rows_corrected:
         line += f"; {s.rows_corrected} rows corrected"
-    print(line, file=sys.stderr)
+    print(printable(line), file=sys.stderr)
+    # The first failures and their reasons, so a mail from cron says what broke;
+    # the fatal message (if any) gets its own line below.
+    failures = [e for e in s.errors if e != s.message]
+    for text in _failure_lines(failures, len(failures)):
+        print(text, file=sys.stderr)
     if s.status not in ("ok",) and s.message:
         say(s.message)
+
+
+SHOWN_FAILURES = 5
+
+
+def _failure_lines(failures: list[str], total: int) -> list[str]:
+    """`  owner/package: reason` for the first few, then how many more."""
+    lines = [f"  {printable(redact(text))}" for text in failures[:SHOWN_FAILURES]]
+    if total > SHOWN_FAILURES:
+        lines.append(f"  … and {total - SHOWN_FAILURES} more (see `v_sync_runs`/`run_errors`)")
+    return lines
 
 
 # --- query / report / status ----------------------------------------------------------
@@ -271,7 +289,7 @@ def cmd_report(args, **_) -> int:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
     if note:
-        print(note, file=sys.stderr)
+        print(printable(note), file=sys.stderr)
     return 0
 
 
@@ -309,6 +327,18 @@ FROM owners o ORDER BY o.name
 """
 
 
+LAST_RUN_SQL = """
+SELECT r.id, r.status, (SELECT COUNT(*) FROM run_errors e WHERE e.run_id = r.id)
+FROM sync_runs r ORDER BY r.id DESC LIMIT 1
+"""
+LAST_FAILURES_SQL = """
+SELECT CASE WHEN e.owner IS NULL THEN e.message
+            WHEN e.package IS NULL THEN e.owner || ': ' || e.message
+            ELSE e.owner || '/' || e.package || ': ' || e.message END
+FROM run_errors e WHERE e.run_id = (SELECT MAX(id) FROM sync_runs) ORDER BY e.rowid LIMIT :limit
+"""
+
+
 def _age_s(stamp: str | None, now: datetime) -> float | None:
     if not stamp:
         return None
@@ -331,6 +361,8 @@ def cmd_status(args, **_) -> int:
     try:
         with QueryGuard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
             _, rows = run_query(conn, STATUS_SQL)
+            _, last = run_query(conn, LAST_RUN_SQL)
+            _, failures = run_query(conn, LAST_FAILURES_SQL, {"limit": SHOWN_FAILURES})
     finally:
         conn.close()
     now = datetime.now(timezone.utc)
@@ -345,6 +377,13 @@ def cmd_status(args, **_) -> int:
                          else f"{owner} (never synced successfully)")
     columns = ["owner", "last_status", "last_run", "age", "last_success", "success_age", "packages", "tags"]
     sys.stdout.write(render(args.format, columns, table))
+    if last and last[0][2]:
+        run_id, run_status, count = last[0]
+        # Below the table for a person; machine formats keep stdout to their data.
+        out = sys.stdout if args.format in ("table", "markdown") else sys.stderr
+        print(f"last run {run_id} ({printable(str(run_status))}): {count} failure(s)", file=out)
+        for text in _failure_lines([what for (what,) in failures], count):
+            print(text, file=out)
     if max_age is not None and (stale or not rows):
         what = ", ".join(stale) if stale else "no owner has ever been synced"
         say(f"stale: {what}; --max-age is {_human(max_age)}")

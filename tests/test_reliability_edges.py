@@ -68,6 +68,14 @@ RELIABILITY = [
     Row("metrics-file", "`--metrics-file` under a regular file, in an unwritable directory, on a read-only or "
         "full file system", "after the summary, one line saying the sync's results are committed, exit 73 / 74",
         test="test_metrics_file_that_cannot_be_written_is_one_line_73_or_74"),
+    Row("escapes", "package names from the API holding ANSI/OSC escape sequences and C1 controls",
+        "escaped (`\\x1b`) in console logs, the progress line, the summary, error lines and `table`/`markdown` "
+        "output; JSON/NDJSON/CSV keep the exact bytes", test="test_escape_sequences_from_the_api_never_reach_the_terminal"),
+    Row("failures-listed", "a sync where 7 packages fail",
+        "the summary lists the first 5 as `owner/package: reason`, then \"… and 2 more\"",
+        test="test_the_sync_summary_lists_the_first_failures"),
+    Row("status-failures", "`status` after such a run", "the last run's failures (from `run_errors`) below its table",
+        test="test_status_shows_the_last_runs_failures"),
 ]
 
 
@@ -84,8 +92,12 @@ def crawler_cmd(*args: str) -> list[str]:
 
 def run_crawler(*args: str, env: dict | None = None, prefix: list[str] = (), timeout: float = 60,
                 cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, *crawler_cmd(*args)], capture_output=True, text=True, timeout=timeout,
+    """The real command in a child process. Its output is decoded by hand:
+    text mode would turn every carriage return into a line break."""
+    proc = subprocess.run([*prefix, *crawler_cmd(*args)], capture_output=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=cwd)
+    proc.stdout, proc.stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    return proc
 
 
 def without_capabilities() -> list[str]:
@@ -151,7 +163,7 @@ def test_unexpected_exception_is_one_line_exit_70(tmp_path, monkeypatch, capsys)
     assert cli.main(["--log-format", "json", "status", "--db", str(tmp_path / "x.db")]) == 70
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "ghcr-inventory: internal error: RuntimeError: boom with a second line "
+        "ghcr-inventory: internal error: RuntimeError: boom\\x0awith a second line "
         "(rerun with -vv for the traceback)"]
     # -vv: the traceback too, the one line still last
     assert cli.main(["--log-format", "json", "-vv", "status", "--db", str(tmp_path / "x.db")]) == 70
@@ -487,3 +499,97 @@ def test_metrics_file_that_cannot_be_written_is_one_line_73_or_74(tmp_path):
         assert outcomes[name].rc == code and len(lines) == 1, (name, outcomes[name])
         assert needle in lines[0] and COMMITTED in lines[0] and "Traceback" not in outcomes[name].err
     _assert_run_committed(db)
+
+
+# --- names from the API holding escape sequences; failures in the summary and `status` ---------------
+
+EVIL = "\x1b]0;pwned\x07\x1b[2J\x9b"           # retitle the terminal, clear it, an 8-bit CSI
+
+
+def unsafe_spots(text: str) -> list[str]:
+    """Where `text` holds a control character other than a line break or the
+    progress line's own carriage-return + erase-line (with some context)."""
+    import unicodedata
+    text = text.replace("\r\x1b[2K", "\n")
+    return [text[max(0, i - 40):i + 10] for i, ch in enumerate(text)
+            if ch != "\n" and unicodedata.category(ch) == "Cc"]
+
+
+def _terminal_safe(text: str) -> bool:
+    return not unsafe_spots(text)
+
+
+@pytest.fixture(scope="module")
+def hostile(world, tmp_path_factory):
+    """Strings from both services carrying escape sequences: a package name
+    from the API (the package syncs: its digest is shared with `good`), and
+    the registry's error text for seven packages whose manifests it refuses
+    (400). Synced once through the real CLI with the console renderer."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    owner = world.new_owner("esc")
+    b = world.builder
+    image = b.push_image(owner, "good", tags=["v1"], seed=4711)
+    world.call(world.state.ensure_package, owner, f"shown{EVIL}")
+    world.call(world.state.record_version, owner, f"shown{EVIL}", image.digest, tags=["v1"])
+    for i in range(7):
+        b.push_image(owner, f"bad{i}", tags=["v1"], seed=4720 + i)
+    world.registry_proxy.inject("status", path=rf"/v2/{owner}/bad\d/manifests/", probability=1.0, status=400,
+                                body={"errors": [{"code": "MANIFEST_INVALID", "message": f"denied{EVIL}",
+                                                  "detail": "second line"}]})
+    from tests.support import write_config
+    config = write_config(world, tmp, [(owner, "org")], crawl={"retries": 0})
+    proc = run_crawler("--config", str(config), "--log-format", "console", "--log-level", "info", "sync",
+                       env={"GHCR_SANDBOX_TOKEN": world.token}, timeout=120)
+    world.clear_faults()
+    return {"owner": owner, "config": config, "db": tmp / "inventory.db", "sync": proc}
+
+
+def test_the_sync_summary_lists_the_first_failures(hostile):
+    proc, owner = hostile["sync"], hostile["owner"]
+    lines = proc.stderr.replace("\r\x1b[2K", "\n").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("sync partial: "))
+    summary = lines[at:]
+    assert proc.returncode == 1 and summary[0].startswith("sync partial: 2 changed, 0 unchanged, 7 failed"), summary
+    shown = summary[1:6]
+    assert all(line.startswith(f"  {owner}/bad") and "HTTP 400" in line and "denied\\x1b]0;pwned" in line
+               for line in shown), summary
+    assert summary[6] == "  … and 2 more (see `v_sync_runs`/`run_errors`)"
+    assert summary[7] == "ghcr-inventory: 7 package(s) and 0 owner(s) failed" and len(summary) == 8
+
+
+def test_status_shows_the_last_runs_failures(hostile):
+    proc = run_crawler("status", "--db", str(hostile["db"]))
+    assert proc.returncode == 0, proc
+    out = proc.stdout.splitlines()
+    at = out.index(next(line for line in out if line.startswith("last run ")))
+    assert out[at] == "last run 1 (partial): 7 failure(s)"
+    assert all(line.startswith(f"  {hostile['owner']}/bad") for line in out[at + 1:at + 6])
+    assert out[at + 6] == "  … and 2 more (see `v_sync_runs`/`run_errors`)" and len(out) == at + 7
+    assert _terminal_safe(proc.stdout) and "\\x1b]0;pwned\\x07" in proc.stdout
+    proc = run_crawler("status", "--db", str(hostile["db"]), "--format", "json")   # stdout stays JSON
+    import json
+    assert [row["owner"] for row in json.loads(proc.stdout)] == [hostile["owner"]]
+    assert "last run 1 (partial): 7 failure(s)" in proc.stderr
+
+
+def test_escape_sequences_from_the_api_never_reach_the_terminal(hostile):
+    import csv
+    import io
+    import json
+    sync = hostile["sync"]
+    assert unsafe_spots(sync.stderr) == [] and unsafe_spots(sync.stdout) == []
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b" in sync.stderr            # shown, escaped: log lines and summary
+    db = str(hostile["db"])
+    sql = "SELECT package FROM v_packages WHERE package LIKE 'shown%'"
+    for fmt in ("table", "markdown"):
+        proc = run_crawler("query", "--db", db, "--format", fmt, sql)
+        assert proc.returncode == 0 and _terminal_safe(proc.stdout), proc
+        assert "shown\\x1b]0;pwned\\x07\\x1b[2J\\x9b" in proc.stdout
+    proc = run_crawler("query", "--db", db, "--format", "json", sql)
+    assert json.loads(proc.stdout) == [{"package": f"shown{EVIL}"}]          # exact data for machines
+    proc = run_crawler("query", "--db", db, "--format", "csv", sql)
+    assert list(csv.reader(io.StringIO(proc.stdout)))[1] == [f"shown{EVIL}"]
+    # an error line quoting a name: escaped too
+    proc = run_crawler("query", "--db", db, f"SELECT * FROM \"{EVIL}\"")
+    line = one_error_line(proc, 2)
+    assert _terminal_safe(proc.stderr) and "\\x1b]0;pwned" in line

@@ -61,17 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Inventory of container images on ghcr.io or any OCI registry, in SQLite.",
         epilog="Tokens come from the environment or a file named in the config, never from the "
                "command line. See config.example.toml.")
-    parser.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG})")
-    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
-                        help="auto: console on a terminal, JSON lines otherwise")
-    parser.add_argument("--log-level", choices=tuple(logs.LEVELS), help="default: warning on a "
-                        "terminal, info otherwise")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _global_options(p.add_argument_group("global options (also accepted before the command)"),
+                        after=True)
+        return p
 
     p = command("sync", "Sync the configured owners' packages into the database.")
     p.add_argument("--full", action="store_true", help="ignore every cache, re-verify and repair")
@@ -111,6 +109,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLOBAL_DESTS = ("config", "log_format", "log_level", "verbose")
+_AFTER = "after_"
+
+
+def _global_options(parser, *, after: bool = False) -> None:
+    """The global options, on the main parser and again on every command
+    (`ghcr-inventory sync -v` as well as `ghcr-inventory -v sync`). A
+    command's copies default to SUPPRESS under their own names, so an option
+    given only before the command keeps its value; `parse_args` then lets
+    one given after the command win (the later one)."""
+    def opts(dest: str, default):
+        return {"dest": _AFTER + dest if after else dest,
+                "default": argparse.SUPPRESS if after else default}
+
+    parser.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG})",
+                        **opts("config", None))
+    parser.add_argument("--log-format", choices=("auto", "json", "console"),
+                        help="auto: console on a terminal, JSON lines otherwise", **opts("log_format", "auto"))
+    parser.add_argument("--log-level", choices=tuple(logs.LEVELS), help="default: warning on a "
+                        "terminal, info otherwise", **opts("log_level", None))
+    parser.add_argument("-v", "--verbose", action="count", help="-v info, -vv debug", **opts("verbose", 0))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for dest in GLOBAL_DESTS:
+        if hasattr(args, _AFTER + dest):
+            setattr(args, dest, getattr(args, _AFTER + dest))
+            delattr(args, _AFTER + dest)
+    return args
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -122,8 +152,7 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     level = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
     if level is None and args.command == "demo":
         level = "warning"  # the demo prints its own story

@@ -76,6 +76,9 @@ RELIABILITY = [
         test="test_the_sync_summary_lists_the_first_failures"),
     Row("status-failures", "`status` after such a run", "the last run's failures (from `run_errors`) below its table",
         test="test_status_shows_the_last_runs_failures"),
+    Row("options-after", "`-v`, `--config`, `--log-format`, `--log-level` after the command (`sync -v`)",
+        "accepted as before it; given in both places, the later one wins",
+        test="test_global_options_work_after_the_command"),
 ]
 
 
@@ -593,3 +596,41 @@ def test_escape_sequences_from_the_api_never_reach_the_terminal(hostile):
     proc = run_crawler("query", "--db", db, f"SELECT * FROM \"{EVIL}\"")
     line = one_error_line(proc, 2)
     assert _terminal_safe(proc.stderr) and "\\x1b]0;pwned" in line
+
+
+# --- global options after the command ---------------------------------------------------------------
+
+def test_global_options_work_after_the_command(tmp_path, capsys):
+    a = no_owner_config(tmp_path, tmp_path / "a.db", name="a.toml")
+    b = no_owner_config(tmp_path, tmp_path / "b.db", name="b.toml")
+    # after the command: exit 0 where argparse used to say "unrecognized arguments" (2)
+    assert cli.main(["sync", "--config", str(a), "--log-level", "error"]) == 0
+    capsys.readouterr()
+    sql = "SELECT COUNT(*) AS n FROM sync_runs"
+    assert cli.main(["query", "--config", str(a), "--format", "json", "-vv", "--log-format", "json", sql]) == 0
+    out, err = capsys.readouterr()
+    assert out == '[\n  {\n    "n": 1\n  }\n]\n'
+    assert '"event":"query_started"' in err and '"level":"debug"' in err      # -vv and json after `query`
+    # before still works; given in both places the later one wins
+    assert cli.main(["--config", str(a), "sync", "--config", str(b), "--log-level", "error"]) == 0
+    assert (tmp_path / "b.db").exists()
+    assert cli.main(["--config", str(b), "--log-format", "json", "--log-level", "error", "query",
+                     "--log-level", "debug", sql]) == 0
+    assert '"event":"query_started"' in capsys.readouterr().err
+    assert cli.main(["--config", str(b), "--log-format", "json", "--log-level", "debug", "query",
+                     "--log-level", "error", sql]) == 0
+    assert "query_started" not in capsys.readouterr().err
+    assert cli.main(["-vv", "--config", str(a), "--log-format", "json", "query", "--config", str(b), "-v", sql]) == 0
+    out, err = capsys.readouterr()
+    assert "query_started" not in err                              # the later -v (info) won over -vv
+    assert out.splitlines()[2].strip() == "1"                      # b's database, synced once
+
+
+@pytest.mark.parametrize("command", ["sync", "query", "report", "status", "demo", "completion"])
+def test_every_command_help_works_with_global_options_either_side(command, capsys):
+    for argv in ([command, "--help"], ["-v", command, "--help"], [command, "-v", "--log-format", "json", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: {cli.PROG} {command}") and "global options" in out

@@ -79,6 +79,9 @@ RELIABILITY = [
     Row("options-after", "`-v`, `--config`, `--log-format`, `--log-level` after the command (`sync -v`)",
         "accepted as before it; given in both places, the later one wins",
         test="test_global_options_work_after_the_command"),
+    Row("connect-message", "an `http://` registry refusing connections",
+        "`cannot connect to HOST:PORT (Connection refused)` (not aiohttp's `ssl:<ssl.SSLContext …>`), exit 4",
+        test="test_an_unreachable_registry_is_named_host_port_and_reason"),
 ]
 
 
@@ -634,3 +637,23 @@ def test_every_command_help_works_with_global_options_either_side(command, capsy
         assert exit_.value.code == 0, argv
         out = capsys.readouterr().out
         assert out.startswith(f"usage: {cli.PROG} {command}") and "global options" in out
+
+
+# --- an unreachable http:// registry -------------------------------------------------------------------
+
+def test_an_unreachable_registry_is_named_host_port_and_reason(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]           # closed again: nothing listens there
+    config = no_owner_config(tmp_path, tmp_path / "inventory.db", extra=(
+        f'[registry]\nurl = "http://127.0.0.1:{port}"\n[crawl]\nretries = 0\n'
+        '[[owners]]\nname = "library"\ndiscovery = "static"\nrepositories = ["library/alpine"]\n'))
+    proc = run_crawler("--config", str(config), "sync")
+    assert proc.returncode == 4, proc
+    assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in proc.stderr
+    assert "ssl:" not in proc.stderr and "SSLContext" not in proc.stderr and "Traceback" not in proc.stderr
+    conn = sqlite3.connect(tmp_path / "inventory.db")
+    message = conn.execute("SELECT message FROM run_errors").fetchone()[0]
+    conn.close()
+    assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in message and "ssl:" not in message

@@ -42,6 +42,9 @@ RELIABILITY = [
     Row("ro-dir-wal", "… while commits are still in a `-wal` beside it and no `-shm` can be made",
         "one line saying so and how to fold them in, exit 73 (an immutable read would miss them)",
         test="test_unfolded_wal_in_an_unwritable_directory_is_refused"),
+    Row("db-busy", "a reader while another process holds the database locked past the 5 s busy timeout",
+        "one line \"locked by another process\", exit 75 (a timer retries)",
+        test="test_a_database_locked_beyond_the_busy_timeout_is_75"),
     Row("lock-symlink", "`<database>.lock` planted as a symlink (to `/etc/passwd`, say; also a FIFO, a hard "
         "link, another user's file, foreign content)",
         "never followed nor truncated: one line naming the lock file, exit 73; the target unchanged",
@@ -273,6 +276,28 @@ def test_unfolded_wal_in_an_unwritable_directory_is_refused(tmp_path):
     # where the directory is writable, the same files read fine and show the commit
     proc = run_crawler(*_readers(frozen / "inventory.db")["query"][3:])
     assert proc.returncode == 0 and '"partial"' in proc.stdout, proc
+
+
+
+def test_a_database_locked_beyond_the_busy_timeout_is_75(tmp_path):
+    db = synced_db(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys\n"
+         f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+         "c.execute('PRAGMA locking_mode = EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')\n"
+         "c.execute('UPDATE sync_runs SET status = status')\n"
+         "print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(holder.stdout, b"locked", within_s=30)
+        proc = run_crawler("query", "--db", str(db), "SELECT COUNT(*) FROM v_sync_runs")
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    line = one_error_line(proc, 75)
+    assert str(db) in line and "locked by another process beyond the busy timeout" in line
+    assert run_crawler("query", "--db", str(db), "SELECT COUNT(*) FROM v_sync_runs").returncode == 0
 
 
 # --- the lock file and the database's directory ---------------------------------------------------

@@ -11,7 +11,7 @@ engine, map errors to exit codes (DESIGN.md "CLI contract"; README "Exit codes")
   75 another sync holds the lock, or the database stayed locked beyond the busy
      timeout (a timer just retries) ·
   124 `query`/`report` ran past --timeout ·
-  130/143 stopped by SIGINT/SIGTERM
+  130/143 stopped by SIGINT/SIGTERM · 141 the reader of stdout left (`| head`)
 
 Whatever happens, the user sees one line naming what and where (a traceback
 only at debug level) and a documented code.
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import os
+import re
 import signal
 import sys
 import traceback
@@ -33,11 +33,11 @@ import structlog
 
 from . import logs
 from .config import Config, load_config, resolve_credentials
-from .errors import (InternalError, InterruptedRun, InventoryError, QueryError, UsageError,
+from .errors import (InternalError, InterruptedRun, InventoryError, UsageError,
                      storage_error)
 from .output import FORMATS, printable, render
-from .secret import redact
 from .readonly import QueryGuard, open_readonly, run_query
+from .secret import redact
 
 PROG = "ghcr-inventory"
 DEFAULT_CONFIG = "ghcr-inventory.toml"

@@ -34,6 +34,9 @@ RELIABILITY = [
         "the traceback only at debug level", test="test_unexpected_exception_is_one_line_exit_70"),
     Row("unexpected-oserror", "an untranslated OSError (disk full, read-only file system) reaching the CLI",
         "one line naming the file, exit 74 / 73", test="test_unexpected_oserror_is_one_line_74_or_73"),
+    Row("broken-pipe", "the reader of `query`'s output going away (`| head`)",
+        "quiet exit 141, as if killed by SIGPIPE (not mistaken for a storage failure)",
+        test="test_a_reader_that_goes_away_is_a_quiet_141"),
     Row("ro-fs-read", "`query`, `report`, `status` on a database on a read-only file system",
         "they read it (`immutable=1`: SQLite cannot create its `-shm` there)",
         test="test_readers_work_on_a_read_only_file_system"),
@@ -193,6 +196,21 @@ def test_unexpected_oserror_is_one_line_74_or_73(tmp_path, monkeypatch, capsys, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ghcr-inventory: error: {where}: ")
     assert os.strerror(code) in lines[0] and "Traceback" not in lines[0]
+
+
+
+def test_a_reader_that_goes_away_is_a_quiet_141(tmp_path):
+    db = synced_db(tmp_path)
+    # The reader is gone before the child writes: its stdout is a pipe whose
+    # read end is already closed (`| head` that has exited), so the first write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(crawler_cmd("query", "--db", str(db), "--format", "csv", "SELECT * FROM v_sync_runs"),
+                              stdout=write_end, stderr=subprocess.PIPE, cwd=ROOT, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == b"", proc
 
 
 # --- read-only file system, unwritable directory -----------------------------------------------

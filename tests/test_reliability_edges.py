@@ -126,6 +126,11 @@ class Outcome:
         return f"Outcome(rc={self.rc}, out={self.out[-300:]!r}, err={self.err[-600:]!r})"
 
 
+def run_argv(argv: list[str], prefix: list[str] = ()) -> Outcome:
+    proc = subprocess.run([*prefix, *argv], capture_output=True, timeout=60, cwd=ROOT)
+    return Outcome(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+
+
 def in_mount_namespace(tmp_path: Path, setup: str, commands: dict[str, list[str]],
                        timeout: float = 120) -> dict[str, Outcome]:
     """Run `setup` (sh, may mount) then each command in a private mount
@@ -198,7 +203,6 @@ def test_unexpected_oserror_is_one_line_74_or_73(tmp_path, monkeypatch, capsys, 
     assert os.strerror(code) in lines[0] and "Traceback" not in lines[0]
 
 
-
 def test_a_reader_that_goes_away_is_a_quiet_141(tmp_path):
     db = synced_db(tmp_path)
     # The reader is gone before the child writes: its stdout is a pipe whose
@@ -260,9 +264,7 @@ def test_readers_work_in_a_directory_they_cannot_write(tmp_path):
         prefix = without_capabilities()
         probe = subprocess.run([*prefix, "touch", str(folder / "probe")], capture_output=True, text=True)
         assert probe.returncode != 0 and "Permission denied" in probe.stderr
-        outcomes = {name: Outcome(*(lambda p: (p.returncode, p.stdout, p.stderr))(
-            subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=60, cwd=ROOT)))
-            for name, argv in _readers(db).items()}
+        outcomes = {name: run_argv(argv, prefix) for name, argv in _readers(db).items()}
     finally:
         folder.chmod(0o755)
     _assert_readers_work(outcomes)
@@ -284,17 +286,14 @@ def test_unfolded_wal_in_an_unwritable_directory_is_refused(tmp_path):
     assert (frozen / "inventory.db-wal").stat().st_size > 0
     frozen.chmod(0o555)
     try:
-        proc = subprocess.run([*without_capabilities(), *_readers(frozen / "inventory.db")["query"]],
-                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        outcome = run_argv(_readers(frozen / "inventory.db")["query"], without_capabilities())
     finally:
         frozen.chmod(0o755)
-    lines = err_lines(proc.stderr)
-    assert proc.returncode == 73 and len(lines) == 1 and "Traceback" not in proc.stderr, proc
-    assert str(frozen / "inventory.db") in lines[0] and "inventory.db-wal holds commits" in lines[0]
+    line = one_error_line(outcome, 73)
+    assert str(frozen / "inventory.db") in line and "inventory.db-wal holds commits" in line
     # where the directory is writable, the same files read fine and show the commit
     proc = run_crawler(*_readers(frozen / "inventory.db")["query"][3:])
     assert proc.returncode == 0 and '"partial"' in proc.stdout, proc
-
 
 
 def test_a_database_locked_beyond_the_busy_timeout_is_75(tmp_path):
@@ -328,11 +327,12 @@ def no_owner_config(tmp_path: Path, db: Path, name: str = "config.toml", extra: 
     return config
 
 
-def one_error_line(proc_or_outcome, code: int) -> str:
-    rc = getattr(proc_or_outcome, "returncode", getattr(proc_or_outcome, "rc", None))
-    err = proc_or_outcome.stderr if hasattr(proc_or_outcome, "stderr") else proc_or_outcome.err
+def one_error_line(result, code: int) -> str:
+    """`result` (a CompletedProcess or an Outcome) exited `code` having
+    printed exactly one line, an error line; returns it."""
+    rc, err = (result.rc, result.err) if isinstance(result, Outcome) else (result.returncode, result.stderr)
     lines = err.strip().splitlines()
-    assert rc == code and len(lines) == 1 and "Traceback" not in err, proc_or_outcome
+    assert rc == code and len(lines) == 1 and "Traceback" not in err, result
     assert lines[0].startswith(f"{cli.PROG}: error: ")
     return lines[0]
 
@@ -526,13 +526,13 @@ def test_metrics_file_that_cannot_be_written_is_one_line_73_or_74(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
     try:
-        proc = subprocess.run([*without_capabilities(), *crawler_cmd("--config", str(config), "sync",
-                                                                     "--metrics-file", str(locked / "x.prom"))],
-                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        outcome = run_argv(crawler_cmd("--config", str(config), "sync", "--metrics-file", str(locked / "x.prom")),
+                           without_capabilities())
     finally:
         locked.chmod(0o755)
-    assert proc.returncode == 73 and "Permission denied" in err_lines(proc.stderr)[0], proc
-    assert COMMITTED in err_lines(proc.stderr)[0] and len(err_lines(proc.stderr)) == 1
+    lines = err_lines(outcome.err)
+    assert outcome.rc == 73 and len(lines) == 1, outcome
+    assert "Permission denied" in lines[0] and COMMITTED in lines[0]
     # a read-only and a full file system
     ro, full = tmp_path / "ro", tmp_path / "full"
     ro.mkdir()

@@ -1,19 +1,31 @@
 """The command line: parse, load config, configure logging once, call the
-engine, map errors to exit codes (README "Use it"):
+engine, map errors to exit codes (README "Exit codes"):
 
   0 done · 1 done but some packages failed · 2 usage/config error ·
   3 authentication/authorization · 4 API/registry unreachable or rate-limited ·
-  75 another sync holds the lock · 130/143 stopped by SIGINT/SIGTERM
+  70 internal error (a bug; -vv shows the traceback) ·
+  73 the inventory (database, its directory, lock or metrics file) cannot be
+     created or opened for writing: read-only file system, permission, a parent
+     that is not a directory, a lock file that is not ours ·
+  74 the inventory could not be written: disk full, I/O error ·
+  75 another sync holds the lock, or the database stayed locked beyond the busy
+     timeout (a timer just retries) ·
+  124 `query`/`report` ran past --timeout ·
+  130/143 stopped by SIGINT/SIGTERM · 141 the reader of stdout left (`| head`)
+
+Whatever happens, the user sees one line naming what and where (a traceback
+only at debug level) and a documented code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
-import sqlite3
 import sys
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,13 +33,17 @@ import structlog
 
 from . import logs
 from .config import Config, load_config, resolve_credentials
-from .errors import InterruptedRun, InventoryError, QueryError, UsageError
-from .output import FORMATS, render
+from .errors import (InternalError, InterruptedRun, InventoryError, UsageError,
+                     storage_error)
+from .output import FORMATS, printable, render
+from .readonly import QueryGuard, open_readonly, run_query
 from .secret import redact
-from .store import open_readonly
 
 PROG = "ghcr-inventory"
 DEFAULT_CONFIG = "ghcr-inventory.toml"
+DEFAULT_TIMEOUT_S = 30.0
+
+log = structlog.get_logger("crawler.cli")
 
 EXAMPLES = {
     "sync": "example: GITHUB_TOKEN=... ghcr-inventory --config inventory.toml sync --owner acme",
@@ -45,17 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Inventory of container images on ghcr.io or any OCI registry, in SQLite.",
         epilog="Tokens come from the environment or a file named in the config, never from the "
                "command line. See config.example.toml.")
-    parser.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG})")
-    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
-                        help="auto: console on a terminal, JSON lines otherwise")
-    parser.add_argument("--log-level", choices=tuple(logs.LEVELS), help="default: warning on a "
-                        "terminal, info otherwise")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _global_options(p.add_argument_group("global options (also accepted before the command)"),
+                        after=True)
+        return p
 
     p = command("sync", "Sync the configured owners' packages into the database.")
     p.add_argument("--full", action="store_true", help="ignore every cache, re-verify and repair")
@@ -69,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--db", metavar="PATH", help="database (default: database.path from the config)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"stop the query after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
     p = command("report", "Run a canned report (see --list).")
     p.add_argument("name", nargs="?", metavar="NAME")
@@ -76,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--db", metavar="PATH")
     p.add_argument("--days", type=int, default=7, help="window for time-based reports (default 7)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"stop the report after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
     p = command("status", "Show the last runs per owner; a monitoring probe with --max-age.")
     p.add_argument("--max-age", metavar="AGE", help="exit 1 if the newest successful sync is older "
@@ -91,9 +109,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLOBAL_DESTS = ("config", "log_format", "log_level", "verbose")
+_AFTER = "after_"
+
+
+def _global_options(parser, *, after: bool = False) -> None:
+    """The global options, on the main parser and again on every command
+    (`ghcr-inventory sync -v` as well as `ghcr-inventory -v sync`). A
+    command's copies default to SUPPRESS under their own names, so an option
+    given only before the command keeps its value; `parse_args` then lets
+    one given after the command win (the later one)."""
+    def opts(dest: str, default):
+        return {"dest": _AFTER + dest if after else dest,
+                "default": argparse.SUPPRESS if after else default}
+
+    parser.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG})",
+                        **opts("config", None))
+    parser.add_argument("--log-format", choices=("auto", "json", "console"),
+                        help="auto: console on a terminal, JSON lines otherwise", **opts("log_format", "auto"))
+    parser.add_argument("--log-level", choices=tuple(logs.LEVELS), help="default: warning on a "
+                        "terminal, info otherwise", **opts("log_level", None))
+    parser.add_argument("-v", "--verbose", action="count", help="-v info, -vv debug", **opts("verbose", 0))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for dest in GLOBAL_DESTS:
+        if hasattr(args, _AFTER + dest):
+            setattr(args, dest, getattr(args, _AFTER + dest))
+            delattr(args, _AFTER + dest)
+    return args
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds >= 0 (0 = no limit)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     level = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
     if level is None and args.command == "demo":
         level = "warning"  # the demo prints its own story
@@ -104,14 +163,51 @@ def main(argv: list[str] | None = None) -> int:
                    "demo": cmd_demo, "completion": cmd_completion}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
-        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
+        say(f"error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        say("interrupted")
         return InterruptedRun.exit_code
+    except BrokenPipeError:
+        # `ghcr-inventory query ... | head`: the reader left. Not a storage
+        # failure; stay quiet as a process killed by SIGPIPE would (128 + 13).
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
+    except OSError as exc:
+        # Last resort: a file operation nobody translated. Still one line and
+        # EX_CANTCREAT/EX_IOERR, by the same translator the store uses.
+        err = storage_error(exc, where=str(exc.filename) if exc.filename else "")
+        _traceback_if(level)
+        say(f"error: {err}")
+        return err.exit_code
+    except Exception as exc:
+        _traceback_if(level)
+        say(f"internal error: {type(exc).__name__}: {exc} (rerun with -vv for the traceback)")
+        return InternalError.exit_code
     finally:
         if progress is not None:
             progress.clear()
+
+
+def say(text: str) -> None:
+    """Every line the CLI prints about an outcome: one line (a line break or
+    an escape sequence from a server shows as an escape), prefixed, redacted."""
+    print(f"{PROG}: {printable(redact(text))}", file=sys.stderr)
+
+
+def _traceback_if(level: str | None) -> None:
+    if level == "debug":
+        lines = redact(traceback.format_exc()).splitlines()
+        sys.stderr.write("".join(printable(line) + "\n" for line in lines))
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _config(args) -> Config:
@@ -134,10 +230,10 @@ def cmd_sync(args, *, console: bool, progress) -> int:
     summary = asyncio.run(_sync_with_signals(config, creds, options, progress))
     if progress is not None:
         progress.clear()
+    _print_summary(summary)
     if args.metrics_file:
         from .metrics import write_metrics
-        write_metrics(Path(args.metrics_file), summary, config.database.path)
-    _print_summary(summary)
+        write_metrics(Path(args.metrics_file), summary, config.database.path)   # StoreError: 73/74
     return summary.exit_code
 
 
@@ -170,33 +266,36 @@ def _print_summary(s) -> None:
             f"({s.not_modified} not modified, lower bound {s.lower_bound})")
     if s.rows_corrected:
         line += f"; {s.rows_corrected} rows corrected"
-    print(line, file=sys.stderr)
+    print(printable(line), file=sys.stderr)
+    # The first failures and their reasons, so a mail from cron says what broke;
+    # the fatal message (if any) gets its own line below.
+    failures = [e for e in s.errors if e != s.message]
+    for text in _failure_lines(failures, len(failures)):
+        print(text, file=sys.stderr)
     if s.status not in ("ok",) and s.message:
-        print(f"{PROG}: {redact(s.message)}", file=sys.stderr)
+        say(s.message)
+
+
+SHOWN_FAILURES = 5
+
+
+def _failure_lines(failures: list[str], total: int) -> list[str]:
+    """`  owner/package: reason` for the first few, then how many more."""
+    lines = [f"  {printable(redact(text))}" for text in failures[:SHOWN_FAILURES]]
+    if total > SHOWN_FAILURES:
+        lines.append(f"  … and {total - SHOWN_FAILURES} more (see `v_sync_runs`/`run_errors`)")
+    return lines
 
 
 # --- query / report / status ----------------------------------------------------------
 
-def run_query(conn: sqlite3.Connection, sql: str, params=()) -> tuple[list[str], list[tuple]]:
-    try:
-        cur = conn.execute(sql, params)
-        rows = cur.fetchall()
-    except sqlite3.Warning as exc:  # e.g. several statements at once
-        raise QueryError(f"SQL: {exc}") from None
-    except sqlite3.Error as exc:
-        text = str(exc)
-        if "readonly" in text or "read-only" in text or "not authorized" in text:
-            raise QueryError("the database is opened read-only: queries cannot change it "
-                             f"({text})") from None
-        raise QueryError(f"SQL error: {text}") from None
-    columns = [d[0] for d in cur.description or ()]
-    return columns, rows
-
-
 def cmd_query(args, **_) -> int:
-    conn = open_readonly(_db_path(args))
+    db = _db_path(args)
+    conn = open_readonly(db)
     try:
-        columns, rows = run_query(conn, args.sql)
+        with QueryGuard(conn, args.timeout, what="query"):
+            log.debug("query_started", db=str(db), timeout_s=args.timeout or None)
+            columns, rows = run_query(conn, args.sql)
     finally:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
@@ -209,14 +308,17 @@ def cmd_report(args, **_) -> int:
         for name, report in REPORTS.items():
             print(f"{name:<22} {report.description}")
         return 0 if args.list else 2
-    conn = open_readonly(_db_path(args))
+    db = _db_path(args)
+    conn = open_readonly(db)
     try:
-        columns, rows, note = run_report(conn, args.name, days=args.days)
+        with QueryGuard(conn, args.timeout, what=f"report {args.name}"):
+            log.debug("report_started", db=str(db), report=args.name, timeout_s=args.timeout or None)
+            columns, rows, note = run_report(conn, args.name, days=args.days)
     finally:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
     if note:
-        print(note, file=sys.stderr)
+        print(printable(note), file=sys.stderr)
     return 0
 
 
@@ -254,6 +356,18 @@ FROM owners o ORDER BY o.name
 """
 
 
+LAST_RUN_SQL = """
+SELECT r.id, r.status, (SELECT COUNT(*) FROM run_errors e WHERE e.run_id = r.id)
+FROM sync_runs r ORDER BY r.id DESC LIMIT 1
+"""
+LAST_FAILURES_SQL = """
+SELECT CASE WHEN e.owner IS NULL THEN e.message
+            WHEN e.package IS NULL THEN e.owner || ': ' || e.message
+            ELSE e.owner || '/' || e.package || ': ' || e.message END
+FROM run_errors e WHERE e.run_id = (SELECT MAX(id) FROM sync_runs) ORDER BY e.rowid LIMIT :limit
+"""
+
+
 def _age_s(stamp: str | None, now: datetime) -> float | None:
     if not stamp:
         return None
@@ -274,10 +388,10 @@ def cmd_status(args, **_) -> int:
     max_age = parse_age(args.max_age) if args.max_age else None
     conn = open_readonly(_db_path(args))
     try:
-        _, rows = run_query(conn, STATUS_SQL)
-        _, last = run_query(conn, "SELECT id, status, started_at, finished_at, requests, "
-                                  "not_modified, packages_changed, packages_failed FROM sync_runs "
-                                  "ORDER BY id DESC LIMIT 1")
+        with QueryGuard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
+            _, rows = run_query(conn, STATUS_SQL)
+            _, last = run_query(conn, LAST_RUN_SQL)
+            _, failures = run_query(conn, LAST_FAILURES_SQL, {"limit": SHOWN_FAILURES})
     finally:
         conn.close()
     now = datetime.now(timezone.utc)
@@ -292,9 +406,16 @@ def cmd_status(args, **_) -> int:
                          else f"{owner} (never synced successfully)")
     columns = ["owner", "last_status", "last_run", "age", "last_success", "success_age", "packages", "tags"]
     sys.stdout.write(render(args.format, columns, table))
+    if last and last[0][2]:
+        run_id, run_status, count = last[0]
+        # Below the table for a person; machine formats keep stdout to their data.
+        out = sys.stdout if args.format in ("table", "markdown") else sys.stderr
+        print(f"last run {run_id} ({printable(str(run_status))}): {count} failure(s)", file=out)
+        for text in _failure_lines([what for (what,) in failures], count):
+            print(text, file=out)
     if max_age is not None and (stale or not rows):
         what = ", ".join(stale) if stale else "no owner has ever been synced"
-        print(f"{PROG}: stale: {what}; --max-age is {_human(max_age)}", file=sys.stderr)
+        say(f"stale: {what}; --max-age is {_human(max_age)}")
         return 1
     return 0
 

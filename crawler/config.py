@@ -3,7 +3,10 @@ loader around it, and token resolution from the environment or a file.
 
 The keys are a user-facing contract (README "Configuration"); every key is
 documented in config.example.toml. Unknown keys and wrong types are rejected
-with a ConfigError naming the key and the file. Tokens never come from argv.
+with a ConfigError naming the key and the file. Tokens never come from argv,
+nor from a URL (user:password@host is refused without echoing it); a token
+with a control character is refused at load (it would become header
+injection), and a token file others can read earns one warning.
 """
 
 from __future__ import annotations
@@ -11,14 +14,19 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+import structlog
+
 from .errors import ConfigError
 from .secret import Secret
+
+log = structlog.get_logger("crawler.config")
 
 DISCOVERY_KINDS = ("rest", "graphql", "catalog", "static")
 OWNER_KINDS = ("org", "user")
@@ -292,8 +300,16 @@ def is_loopback(host: str | None) -> bool:
 
 def _check_url(url: str, key: str, insecure: bool, source: str) -> None:
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # Checked first, and the URL never echoed: it holds a password.
+        raise ConfigError(f"'{key}' must not carry credentials (user:password@host); the token comes "
+                          f"from token_env or token_file", where=source)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"'{key}' must be an http(s) URL, not {url!r}", where=source)
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"'{key}' has an invalid port: {url!r}", where=source) from None
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(f"'{key}' uses plain http to a non-loopback host: the token would travel "
                           f"in clear text; use https", where=source)
@@ -311,17 +327,60 @@ def read_token(env_name: str | None, file: Path | None, *, what: str, source: st
     environ = os.environ if environ is None else environ
     if file is not None:
         try:
-            value = Path(file).read_text(encoding="utf-8").strip()
+            # Bytes as they are: text mode would turn a CR inside the token into LF.
+            value = Path(file).read_bytes().decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"'{what}.token_file' cannot be read: {file}: "
-                              f"{getattr(exc, 'strerror', None) or exc}", where=source) from None
+                              f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}",
+                              where=source) from None
         if not value:
             raise ConfigError(f"'{what}.token_file' is empty: {file}", where=source)
+        _check_token(value, f"'{what}.token_file' {file}", source)
+        _warn_if_exposed(Path(file), f"{what}.token_file")
         return Secret(value)
     if env_name:
         value = environ.get(env_name, "").strip()
+        if value:
+            _check_token(value, f"environment variable {env_name} ('{what}.token_env')", source)
         return Secret(value) if value else None
     return None
+
+
+def token_problem(value: str) -> str | None:
+    """Why `value` cannot be a token, without showing it: a token travels in
+    an HTTP header, so a line break (or any control character) in it would
+    be header injection — aiohttp refuses it mid-run; refuse it at load."""
+    for pos, ch in enumerate(value, 1):
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            kind = "a line break" if ch in "\r\n" else "a control character"
+            return f"{kind} (U+{code:04X}) at character {pos} of {len(value)}"
+        if code > 0x7E:
+            return f"a non-ASCII character at character {pos} of {len(value)}"
+    return None
+
+
+def _check_token(value: str, origin: str, source: str) -> None:
+    problem = token_problem(value)
+    if problem:
+        raise ConfigError(f"{origin} holds a token with {problem}; a token is one line of printable "
+                          f"ASCII", where=source)
+
+
+_warned_exposed: set[str] = set()
+
+
+def _warn_if_exposed(file: Path, key: str) -> None:
+    """Like ssh with a private key: a token file group or others may read is
+    worth a warning (once per file and process); the run goes on."""
+    try:
+        mode = stat.S_IMODE(os.stat(file).st_mode)
+    except OSError:
+        return
+    if mode & 0o077 and str(file) not in _warned_exposed:
+        _warned_exposed.add(str(file))
+        log.warning("token_file_exposed", file=str(file), key=key, mode=f"{mode:04o}",
+                    hint=f"group or others can access it: chmod 600 {file}")
 
 
 @dataclass(frozen=True, slots=True)

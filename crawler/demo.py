@@ -20,8 +20,8 @@ from pathlib import Path
 from .config import Credentials, parse_config
 from .output import render
 from .secret import Secret
-from .store import open_readonly
 from .engine import RunSummary, run_sync
+from .readonly import open_readonly
 
 SAMPLE_QUERY = ("SELECT package, tag, kind, substr(digest, 1, 19) AS digest FROM v_tags "
                 "WHERE owner = 'acme' AND package IN ('webapp', 'team/app/api') ORDER BY package, tag")

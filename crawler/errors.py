@@ -13,21 +13,37 @@ them, with ``raise X from exc``.
     ├── UnreachableError           exit 4   the API or registry could not be used
     │   ├── RateLimitedError                waiting would exceed the budget
     │   └── RunTimeout                      crawl.run_timeout_s elapsed
-    ├── LockHeldError              exit 75  another sync holds the lock
+    ├── StoreError                 exit 74  the inventory could not be written (EX_IOERR:
+    │   │                                   disk full, I/O error)
+    │   ├── StoreCreateError       exit 73  cannot create or open for writing (EX_CANTCREAT:
+    │   │                                   read-only file system, permission, parent not a
+    │   │                                   directory, a planted lock file)
+    │   └── StoreBusyError         exit 75  the database stayed locked by another process
+    │                                       beyond the busy timeout (EX_TEMPFAIL: retry)
+    ├── LockHeldError              exit 75  another sync holds the lock (EX_TEMPFAIL)
+    ├── QueryTimeout               exit 124 `query`/`report` ran past --timeout (as timeout(1))
     ├── InterruptedRun             exit 130 SIGINT/SIGTERM stopped the run
-    └── PackageError               exit 1   one package failed; the run goes on
-        ├── ParseError                      a body or header broke its format
-        │   └── DigestMismatchError         bytes do not hash to their digest
-        ├── NotFoundError                   404 for a package, tag or blob
-        ├── HttpStatusError                 any other unexpected HTTP status
-        ├── GraphQLQueryError               GraphQL answered errors and no data
-        └── DiscoveryUnsupportedError       the server cannot list packages this way
+    │   └── QueryInterrupted       130/143  a signal stopped a `query`/`report`/`status`
+    ├── PackageError               exit 1   one package failed; the run goes on
+    │   ├── ParseError                      a body or header broke its format
+    │   │   └── DigestMismatchError         bytes do not hash to their digest
+    │   ├── NotFoundError                   404 for a package, tag or blob
+    │   ├── HttpStatusError                 any other unexpected HTTP status
+    │   ├── GraphQLQueryError               GraphQL answered errors and no data
+    │   ├── DiscoveryUnsupportedError       the server cannot list packages this way
+    │   └── IncompleteListingError          a listing that did not end as its protocol
+    │                                       says: nothing is concluded from it
+    └── InternalError              exit 70  a bug: anything unexpected (EX_SOFTWARE)
 
 Parsers are pure and raise only ParseError (or its subclass); the engine
-decides whether that fails one package or one owner.
+decides whether that fails one package or one owner. `storage_error` is the
+one translation of OSError/sqlite3 errors met while writing (or opening) the
+inventory into a StoreError with the right exit code.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class InventoryError(Exception):
@@ -95,12 +111,55 @@ class RunTimeout(UnreachableError):
     """crawl.run_timeout_s elapsed: the run stops like an interruption."""
 
 
+class StoreError(InventoryError):
+    """The inventory could not be written: disk full, I/O error (EX_IOERR).
+
+    A timer's alerting can tell these apart from "some packages failed" (1)."""
+
+    exit_code = 74
+
+
+class StoreCreateError(StoreError):
+    """The database, its directory or its lock file cannot be created or
+    opened for writing: read-only file system, permission, a path component
+    that is not a directory, a lock file that is not ours (EX_CANTCREAT)."""
+
+    exit_code = 73
+
+
+class StoreBusyError(StoreError):
+    """Another process kept the database locked beyond the busy timeout
+    (EX_TEMPFAIL, like the lock: a timer just retries)."""
+
+    exit_code = 75
+
+
 class LockHeldError(InventoryError):
     exit_code = 75
 
 
+class QueryTimeout(InventoryError):
+    """`query`/`report` ran longer than --timeout; 124 as timeout(1) uses."""
+
+    exit_code = 124
+
+
 class InterruptedRun(InventoryError):
     exit_code = 130
+
+
+class QueryInterrupted(InterruptedRun):
+    """A signal stopped a read; the exit code is 128 + the signal number."""
+
+    def __init__(self, message: str, *, where: str | None = None, signum: int = 2) -> None:
+        super().__init__(message, where=where)
+        self.exit_code = 128 + signum
+
+
+class InternalError(InventoryError):
+    """Anything nobody planned for: a bug (EX_SOFTWARE)."""
+
+    exit_code = 70
 
 
 class PackageError(InventoryError):
@@ -140,6 +199,76 @@ class DiscoveryUnsupportedError(PackageError):
     """The configured discovery cannot list this owner's packages on this
     server (github.com answers GraphQL's `packages` with nothing for
     containers); the message names the `discovery` value that works."""
+
+
+# --- translating storage failures -------------------------------------------------
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_CANT_CREATE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+                          errno.ENOENT, errno.EEXIST, errno.ELOOP, errno.ENAMETOOLONG, errno.EMLINK,
+                          errno.ENXIO, errno.ETXTBSY})
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorname, Python >= 3.11)
+# and, for errors that carry none (aiosqlite wrappers, older builds), the text
+# sqlite3_errstr() gives each of them.
+_SQLITE_NAMES = (("SQLITE_FULL", "full"), ("SQLITE_BUSY", "busy"), ("SQLITE_LOCKED", "busy"),
+                 ("SQLITE_READONLY", "create"), ("SQLITE_CANTOPEN", "create"), ("SQLITE_PERM", "create"),
+                 ("SQLITE_IOERR", "io"))
+_SQLITE_TEXTS = (("database or disk is full", "full"), ("database is locked", "busy"),
+                 ("database table is locked", "busy"), ("busy", "busy"),
+                 ("attempt to write a readonly database", "create"),
+                 ("unable to open database file", "create"), ("readonly", "create"),
+                 ("disk i/o error", "io"))
+_WHAT = {
+    "full": (StoreError, "the inventory could not be written: the disk is full"),
+    "io": (StoreError, "the inventory could not be written"),
+    "create": (StoreCreateError, "cannot create or open for writing"),
+    "busy": (StoreBusyError, "the database stayed locked by another process beyond the busy "
+                             "timeout; try again later"),
+}
+
+
+def storage_kind(exc: BaseException) -> str:
+    """'full', 'create', 'busy' or 'io' for an OSError or sqlite3 error."""
+    if isinstance(exc, OSError):
+        if exc.errno in _FULL:
+            return "full"
+        if exc.errno in _CANT_CREATE:
+            return "create"
+        return "io"
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    for prefix, kind in _SQLITE_NAMES:
+        if name.startswith(prefix):
+            return kind
+    text = str(exc).lower()
+    for needle, kind in _SQLITE_TEXTS:
+        if needle in text:
+            return kind
+    return "io"
+
+
+def storage_error(exc: BaseException, where: str, *, note: str = "") -> StoreError:
+    """Translate an OSError or sqlite3 error met on the inventory's files
+    (`where`: the database, its lock file, the metrics file) into the
+    StoreError subclass that carries its exit code: ENOSPC/EDQUOT and
+    "database or disk is full" 74; EROFS/EACCES/EPERM/ENOTDIR/EISDIR and
+    "readonly"/"unable to open" 73; "database is locked"/"busy" 75; any other
+    I/O failure 74. `note` is appended ("; " + note): what the failure does
+    not undo. Pure: it only builds the error, the caller raises it
+    (``raise storage_error(exc, where) from exc``)."""
+    if isinstance(exc, StoreError):
+        if note:
+            return type(exc)(f"{exc.message}; {note}", where=exc.where)
+        return exc
+    cls, what = _WHAT[storage_kind(exc)]
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        other = exc.filename2 or exc.filename
+        if other is not None and str(other) != where:
+            reason += f": {other}"
+    else:
+        reason = str(exc) or type(exc).__name__
+    message = f"{what} ({' '.join(reason.split())})"
+    return cls(f"{message}; {note}" if note else message, where=where)
 
 
 class IncompleteListingError(PackageError):

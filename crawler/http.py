@@ -11,7 +11,10 @@ aiohttp errors are translated here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import re
+import socket
 import ssl
 import time
 from collections import Counter
@@ -242,7 +245,7 @@ class HttpClient:
         except aiohttp.ClientPayloadError as exc:
             raise _Transient("truncated", f"body cut short ({_short(exc)})") from None
         except aiohttp.ClientConnectorError as exc:
-            raise _Transient("connect", f"cannot connect ({_short(exc)})") from None
+            raise _Transient("connect", _cannot_connect(exc)) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise _Transient("reset", f"connection reset ({_short(exc)})") from None
         except asyncio.TimeoutError:
@@ -297,6 +300,28 @@ def _where(method: str, url: str) -> str:
     return f"{method} {parts.scheme}://{parts.netloc}{parts.path}"
 
 
+# aiohttp's connector errors print their SSL context's repr
+# ("ssl:<ssl.SSLContext object at 0x7f…>", or "ssl:default"): noise, never a reason.
+_SSL_NOISE = re.compile(r"\s*ssl:(?:<[^>]*>|\S+)")
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc) or exc.__class__.__name__
+    text = _SSL_NOISE.sub("", str(exc)) or exc.__class__.__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _cannot_connect(exc: aiohttp.ClientConnectorError) -> str:
+    """`cannot connect to HOST:PORT (Connection refused)` from the OSError
+    aiohttp wraps: asyncio words a refusal "Connect call failed ('127.0.0.1',
+    8080)", so the reason comes from the errno; a DNS failure keeps its own
+    text ("Name or service not known")."""
+    os_error = getattr(exc, "os_error", None)
+    code = getattr(os_error, "errno", None)
+    if isinstance(os_error, socket.gaierror) or not isinstance(code, int) or code <= 0:
+        reason = getattr(os_error, "strerror", None) or _short(os_error or exc)
+    else:
+        reason = os.strerror(code)
+    host, port = getattr(exc, "host", None), getattr(exc, "port", None)
+    if not host:
+        return f"cannot connect ({reason})"
+    return f"cannot connect to {f'[{host}]' if ':' in host else host}:{port} ({reason})"

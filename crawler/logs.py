@@ -3,7 +3,10 @@
 JSON lines for machines (timers, pipes, `--log-format json`), a readable
 console rendering for a person at a terminal, plus a one-line progress
 display on long interactive runs. Every event passes through `redact` before
-it is rendered: a token can never reach a journal.
+it is rendered: a token can never reach a journal. The console rendering
+also escapes control characters in every value (`output.printable`): a
+package name holding an escape sequence cannot drive the terminal. JSON
+keeps the exact data (orjson escapes control characters itself).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import IO
 import orjson
 import structlog
 
+from .output import printable
 from .secret import redact
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -28,6 +32,18 @@ def _redact_event(_logger, _name, event: dict) -> dict:
             event[key] = redact(value)
         elif isinstance(value, BaseException):
             event[key] = redact(f"{type(value).__name__}: {value}")
+    return event
+
+
+def _printable_event(_logger, _name, event: dict) -> dict:
+    """For the console only: every string value escaped; a traceback keeps
+    its line breaks (each line escaped), it is meant to be read as lines."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            if key == "exception":
+                event[key] = "\n".join(printable(line) for line in value.split("\n"))
+            else:
+                event[key] = printable(value)
     return event
 
 
@@ -81,13 +97,14 @@ def configure(fmt: str = "auto", level: str | None = None, stream: IO[str] | Non
     shared = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
               structlog.processors.TimeStamper(fmt="iso", utc=True), _redact_event]
     if console:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty(), pad_event_to=22)
+        renderers = [_printable_event,
+                     structlog.dev.ConsoleRenderer(colors=stream.isatty(), pad_event_to=22)]
         out = _ConsoleStream(stream, progress)
     else:
-        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+        renderers = [structlog.processors.JSONRenderer(serializer=_json_dumps)]
         out = stream
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, *renderers],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False)
@@ -113,7 +130,7 @@ class ProgressLine:
                 f"requests {summary.requests} · 304s {summary.not_modified}")
         if summary.packages_failed:
             text += f" · failed {summary.packages_failed}"
-        self.stream.write("\r\x1b[2K" + text)
+        self.stream.write("\r\x1b[2K" + printable(text))
         self.stream.flush()
         self._shown = True
 

@@ -1,7 +1,10 @@
 """Prometheus textfile-collector metrics for the last run (`sync --metrics-file`).
 
 node_exporter's textfile collector reads *.prom files; the file is written to
-a temporary name and renamed, so a scrape never sees half of it.
+a temporary name and renamed, so a scrape never sees half of it. Writing it
+comes after the sync committed its results: a failure (a parent that is a
+file, a read-only or full file system) is one StoreError line (73/74) that
+says the results are committed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .store import open_readonly
+from .errors import StoreError, storage_error
+from .files import make_parent
+from .readonly import open_readonly
 
 STATUSES = ("ok", "partial", "failed", "interrupted", "rate_limited")
 PREFIX = "ghcr_inventory"
@@ -88,9 +93,19 @@ def inventory_counts(db: Path) -> dict[str, float]:
         conn.close()
 
 
+COMMITTED = "the sync itself finished and its results are committed"
+
+
 def write_metrics(path: Path, summary, db: Path | None = None) -> None:
     text = render_metrics(summary, inventory_counts(db) if db else {}, time.time())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        make_parent(path, "metrics file")
+        _write_atomically(path, text)
+    except (OSError, StoreError) as exc:   # StoreError: make_parent names a parent that is a file
+        raise storage_error(exc, str(path), note=COMMITTED) from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".prom.tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -98,6 +113,8 @@ def write_metrics(path: Path, summary, db: Path | None = None) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise

@@ -110,3 +110,70 @@ def test_redaction_masks_every_registered_secret_however_many():
     text = f"a {values[0]} b {values[39]} c {values[17]}{values[18]}"
     assert secret.redact(text) == "a *** b *** c ******"
     assert secret.redact("nothing here at all") == "nothing here at all"
+
+
+@pytest.mark.parametrize("key, url", [
+    ("github.api_url", "http://user:s3cret-pw@127.0.0.1:8080"),
+    ("github.graphql_url", "https://x-access-token:s3cret-pw@api.github.com/graphql"),
+    ("registry.url", "https://s3cret-pw@ghcr.io"),
+    ("registry.url", "ftp://user:s3cret-pw@ghcr.io"),     # refused for the credentials, not echoed
+])
+def test_credentials_in_a_url_are_refused_without_echoing_them(key, url):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"[{section}]\n{name} = '{url}'\n", source="/etc/inv.toml")
+    message = str(info.value)
+    assert message.startswith("/etc/inv.toml: ") and f"'{key}' must not carry credentials" in message
+    assert "s3cret-pw" not in message and "\n" not in message
+
+
+def test_an_invalid_port_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"'registry.url' has an invalid port"):
+        parse_config("[registry]\nurl = 'https://ghcr.io:99999999'\n")
+
+
+@pytest.mark.parametrize("token, problem", [
+    ("ghp_abc\r\nX-Injected: yes", "a line break (U+000D) at character 8 of 24"),
+    ("ghp_abc\ndef", "a line break (U+000A) at character 8"),
+    ("ghp_\x1b[31mred", "a control character (U+001B) at character 5"),
+    ("ghp_\x00abc", "a control character (U+0000)"),
+    ("ghp_\x7fabc", "a control character (U+007F)"),
+    ("ghp_\x9babc", "a control character (U+009B)"),
+    ("ghp_tökén", "a non-ASCII character at character 6"),
+])
+def test_a_token_with_a_control_character_is_refused_naming_its_source(tmp_path, token, problem):
+    config = parse_config("[[owners]]\nname = 'a'\n[github]\ntoken_env = 'MY_TOKEN'", source="c.toml")
+    with pytest.raises(ConfigError) as info:
+        resolve_credentials(config, environ={"MY_TOKEN": token})
+    message = str(info.value)
+    assert message.startswith("c.toml: environment variable MY_TOKEN ('github.token_env') holds a token with ")
+    assert problem in message and token not in message and "ghp_" not in message and "\n" not in message
+    tok = tmp_path / "tok"
+    tok.write_text(token + "\n", encoding="utf-8")
+    tok.chmod(0o600)
+    config = parse_config(f"[[owners]]\nname = 'a'\n[github]\ntoken_file = '{tok}'", source="c.toml")
+    with pytest.raises(ConfigError) as info:
+        resolve_credentials(config, environ={})
+    assert f"'github.token_file' {tok} holds a token with " in str(info.value) and problem in str(info.value)
+    assert "ghp_" not in str(info.value)
+
+
+def test_a_token_file_others_can_read_is_warned_about_once(tmp_path):
+    from structlog.testing import capture_logs
+    tok = tmp_path / "tok"
+    tok.write_text("ghp_fromfile456\n")
+    tok.chmod(0o644)
+    config = parse_config(f"[[owners]]\nname = 'a'\n[github]\ntoken_file = '{tok}'")
+    with capture_logs() as logs:
+        assert resolve_credentials(config, environ={}).github.reveal() == "ghp_fromfile456"
+        resolve_credentials(config, environ={})
+    warnings = [e for e in logs if e["event"] == "token_file_exposed"]
+    assert len(warnings) == 1 and warnings[0]["file"] == str(tok) and warnings[0]["mode"] == "0644"
+    assert warnings[0]["log_level"] == "warning" and "ghp_fromfile456" not in repr(logs)
+    private = tmp_path / "private"
+    private.write_text("ghp_private789\n")
+    private.chmod(0o600)
+    config = parse_config(f"[[owners]]\nname = 'a'\n[github]\ntoken_file = '{private}'")
+    with capture_logs() as logs:
+        resolve_credentials(config, environ={})
+    assert not [e for e in logs if e["event"] == "token_file_exposed"]

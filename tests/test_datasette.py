@@ -11,7 +11,7 @@ import yaml
 from datasette.app import Datasette
 
 from crawler.reports import DATABASE, REPORTS, VIEWS, datasette_metadata, datasette_yaml, run_report
-from crawler.store import open_readonly
+from crawler.readonly import open_readonly
 from tests.sampledb import synced_sample, with_repositories
 
 METADATA = Path(__file__).resolve().parent.parent / "scripts" / "datasette-metadata.yaml"

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import run_query
-from crawler.store import open_readonly
+from crawler.readonly import open_readonly, run_query
 from tests.sampledb import synced_sample, with_repositories
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "queries.md"

@@ -15,7 +15,8 @@ from crawler.engine.writer import Writer
 from crawler.errors import (AuthError, InterruptedRun, NotFoundError, ParseError, RateLimitedError, RunTimeout,
                             UnreachableError)
 from crawler.model import CacheEntry, PackageRef, PackageResult, VersionEntry
-from crawler.store import RunRecord, SQLiteStore, StoreError
+from crawler.errors import StoreError
+from crawler.store import RunRecord, SQLiteStore
 
 
 # --- Inflight ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tables for crawler.manifest's image config, image info and OCI error
+"""Tables for crawler.oci's image config, image info and OCI error
 parsers (the manifest parsers are in test_manifest.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tables and real-world shapes for crawler.manifest.
+"""Tables and real-world shapes for crawler.oci.
 
 Every body is built here as the tool that pushes it would write it (buildx,
 docker, cosign, notation, GitHub's attest action, oras), hashed, and parsed

@@ -1,7 +1,7 @@
 """Property tests: every parser returns a value or raises ParseError.
 
 For any input — arbitrary text and bytes, and JSON that has the right keys
-in the wrong shapes — the parsers in crawler.headers and crawler.manifest
+in the wrong shapes — the parsers in crawler.headers and crawler.oci
 either return or raise ParseError (DigestMismatchError included); nothing
 else may escape. Where a well-formed input can be generated, it must also
 round-trip.

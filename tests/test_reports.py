@@ -19,8 +19,9 @@ import pytest
 
 from crawler import cli
 from crawler.errors import QueryError, UsageError
+from crawler.readonly import open_readonly
 from crawler.reports import LARGEST_LIMIT, REPORTS, run_report
-from crawler.store import apply_schema, open_readonly
+from crawler.store import apply_schema
 
 from tests.sampledb import synced_sample, with_repositories, without_repositories
 

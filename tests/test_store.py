@@ -10,11 +10,12 @@ import stat
 import orjson
 import pytest
 
-from crawler.cli import run_query
 from crawler.errors import QueryError
 from crawler.oci import compute_digest, parse_config, parse_manifest
 from crawler.model import PackageRef, PackageResult, Referrer, VersionEntry
-from crawler.store import SQLiteStore as Store, StoreError, apply_schema, open_readonly, schema_text
+from crawler.errors import StoreError
+from crawler.readonly import open_readonly, run_query
+from crawler.store import SQLiteStore as Store, apply_schema, schema_text
 from crawler.store.rows import diff_tags
 
 

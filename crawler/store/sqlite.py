@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 import aiosqlite
 
-from ..errors import InventoryError, UsageError
+from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from .protocol import Applied, RepositoryRow, RunRecord
@@ -44,8 +44,6 @@ BUSY_SLICE_MS = 200        # one wait inside SQLite; between two, a stop signal 
 _COUNTER_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"status", "finished_at", "exit_code", "message"}
 
 
-class StoreError(InventoryError):
-    """The database cannot be opened or written."""
 
 
 def schema_text() -> str:
@@ -116,37 +114,6 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write (for `query`, `report`, `status`)."""
-    if not Path(path).exists():
-        raise UsageError(f"database not found: {path} (run `ghcr-inventory sync` first)")
-    try:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-        conn.execute("PRAGMA query_only = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        version = _schema_version(conn)
-        conn.set_authorizer(_read_only_authorizer)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
-    if version == 0:
-        conn.close()
-        raise UsageError(f"{path} is not a ghcr-inventory database (no schema_version table)")
-    return conn
-
-
-_DENIED_PRAGMAS = {"query_only", "writable_schema", "journal_mode", "locking_mode", "wal_checkpoint",
-                   "schema_version", "user_version", "application_id", "incremental_vacuum",
-                   "optimize", "shrink_memory", "secure_delete", "auto_vacuum", "trusted_schema"}
-
-
-def _read_only_authorizer(action, arg1, arg2, _db, _trigger):
-    """query_only stops writes to this file; this also stops ATTACHing another
-    file (which could be written) and turning query_only back off."""
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _DENIED_PRAGMAS:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
 
 
 # --- the store ---------------------------------------------------------------
@@ -174,7 +141,7 @@ class SQLiteStore:
                                            isolation_level=None)
             await read.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from exc
+            raise storage_error(exc, str(path)) from exc
         return cls(path, write, read)
 
     @property
@@ -478,7 +445,7 @@ def _translated(path: Path):
     try:
         yield
     except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot use database {path}: {exc}") from exc
+        raise storage_error(exc, str(path)) from exc
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

@@ -266,6 +266,8 @@ def _print_summary(s) -> None:
             f"({s.not_modified} not modified, lower bound {s.lower_bound})")
     if s.rows_corrected:
         line += f"; {s.rows_corrected} rows corrected"
+    if getattr(s, "broken_children", 0):
+        line += f"; {s.broken_children} index child(ren) missing in the registry (report broken)"
     print(printable(line), file=sys.stderr)
     # The first failures and their reasons, so a mail from cron says what broke;
     # the fatal message (if any) gets its own line below.

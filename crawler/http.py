@@ -27,7 +27,7 @@ import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .errors import ParseError, RateLimitedError, UnreachableError
+from .errors import HttpStatusError, ParseError, RateLimitedError, UnreachableError
 from .ratelimit import Governor
 
 log = structlog.get_logger("crawler.http")
@@ -254,6 +254,8 @@ class HttpClient:
             raise _Transient("protocol", f"bad HTTP response ({_short(exc)})") from None
         except aiohttp.ClientError as exc:
             raise _Transient("client", f"{exc.__class__.__name__}: {_short(exc)}") from None
+        except ValueError as exc:   # aiohttp refuses control characters in the request (header injection)
+            raise HttpStatusError(f"refused to send the request: {_short(exc)}", where=_where(method, url)) from None
         ms = round((time.perf_counter() - started) * 1000, 1)
         self.counters.bytes += len(result.body)
         if result.status == 304:

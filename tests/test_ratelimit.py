@@ -98,20 +98,3 @@ def test_backoff_is_jittered_exponential_and_capped():
     highs = [policy.delay(a, lambda: 1.0) for a in range(6)]
     assert lows == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
     assert highs == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-
-
-def test_budget_bounds_held_content_and_lets_a_giant_run_alone():
-    from crawler.engine.state import MemoryBudget as Budget
-
-    async def scenario():
-        budget = Budget(100)
-        assert await budget.acquire(60) == 60
-        giant = asyncio.create_task(budget.acquire(5000))   # capped at the whole budget
-        await asyncio.sleep(0)
-        assert not giant.done()                              # waits for the 60 held
-        await budget.release(60)
-        assert await giant == 100 and budget.free == 0
-        await budget.release(100)
-        assert budget.free == 100
-
-    asyncio.run(scenario())

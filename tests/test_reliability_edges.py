@@ -74,11 +74,12 @@ RELIABILITY = [
     Row("metrics-file", "`--metrics-file` under a regular file, in an unwritable directory, on a read-only or "
         "full file system", "after the summary, one line saying the sync's results are committed, exit 73 / 74",
         test="test_metrics_file_that_cannot_be_written_is_one_line_73_or_74"),
-    Row("escapes", "package names from the API holding ANSI/OSC escape sequences and C1 controls",
+    Row("escapes", "package names and labels from the API and registry holding ANSI/OSC escape sequences and C1 "
+        "controls",
         "escaped (`\\x1b`) in console logs, the progress line, the summary, error lines and `table`/`markdown` "
         "output; JSON/NDJSON/CSV keep the exact bytes", test="test_escape_sequences_from_the_api_never_reach_the_terminal"),
-    Row("failures-listed", "a sync where 7 packages fail",
-        "the summary lists the first 5 as `owner/package: reason`, then \"… and 2 more\"",
+    Row("failures-listed", "a sync where 8 packages fail",
+        "the summary lists the first 5 as `owner/package: reason`, then \"… and 3 more\"",
         test="test_the_sync_summary_lists_the_first_failures"),
     Row("status-failures", "`status` after such a run", "the last run's failures (from `run_errors`) below its table",
         test="test_status_shows_the_last_runs_failures"),
@@ -571,13 +572,15 @@ def _terminal_safe(text: str) -> bool:
 @pytest.fixture(scope="module")
 def hostile(world, tmp_path_factory):
     """Strings from both services carrying escape sequences: a package name
-    from the API (the package syncs: its digest is shared with `good`), and
-    the registry's error text for seven packages whose manifests it refuses
-    (400). Synced once through the real CLI with the console renderer."""
+    from the API (outside the registry's name grammar, so that package fails
+    with its name in the reason), an image description label (stored, so
+    `query` shows it), and the registry's error text for seven packages whose
+    manifests it refuses (400). Synced once through the real CLI with the
+    console renderer."""
     tmp = tmp_path_factory.mktemp("hostile")
     owner = world.new_owner("esc")
     b = world.builder
-    image = b.push_image(owner, "good", tags=["v1"], seed=4711)
+    image = b.push_image(owner, "good", tags=["v1"], seed=4711, description=f"shown{EVIL}")
     world.call(world.state.ensure_package, owner, f"shown{EVIL}")
     world.call(world.state.record_version, owner, f"shown{EVIL}", image.digest, tags=["v1"])
     for i in range(7):
@@ -598,12 +601,14 @@ def test_the_sync_summary_lists_the_first_failures(hostile):
     lines = proc.stderr.replace("\r\x1b[2K", "\n").splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("sync partial: "))
     summary = lines[at:]
-    assert proc.returncode == 1 and summary[0].startswith("sync partial: 2 changed, 0 unchanged, 7 failed"), summary
+    assert proc.returncode == 1 and summary[0].startswith("sync partial: 1 changed, 0 unchanged, 8 failed"), summary
     shown = summary[1:6]
-    assert all(line.startswith(f"  {owner}/bad") and "HTTP 400" in line and "denied\\x1b]0;pwned" in line
-               for line in shown), summary
-    assert summary[6] == "  … and 2 more (see `v_sync_runs`/`run_errors`)"
-    assert summary[7] == "ghcr-inventory: 7 package(s) and 0 owner(s) failed" and len(summary) == 8
+    assert all(line.startswith(f"  {owner}/") and (
+        ("HTTP 400" in line and "denied\\x1b]0;pwned" in line)
+        or ("not a valid registry repository name" in line and "shown\\x1b]0;pwned" in line))
+        for line in shown), summary
+    assert summary[6] == "  … and 3 more (see `v_sync_runs`/`run_errors`)"
+    assert summary[7] == "ghcr-inventory: 8 package(s) and 0 owner(s) failed" and len(summary) == 8
 
 
 def test_status_shows_the_last_runs_failures(hostile):
@@ -611,14 +616,14 @@ def test_status_shows_the_last_runs_failures(hostile):
     assert proc.returncode == 0, proc
     out = proc.stdout.splitlines()
     at = out.index(next(line for line in out if line.startswith("last run ")))
-    assert out[at] == "last run 1 (partial): 7 failure(s)"
-    assert all(line.startswith(f"  {hostile['owner']}/bad") for line in out[at + 1:at + 6])
-    assert out[at + 6] == "  … and 2 more (see `v_sync_runs`/`run_errors`)" and len(out) == at + 7
+    assert out[at] == "last run 1 (partial): 8 failure(s)"
+    assert all(line.startswith(f"  {hostile['owner']}/") for line in out[at + 1:at + 6])
+    assert out[at + 6] == "  … and 3 more (see `v_sync_runs`/`run_errors`)" and len(out) == at + 7
     assert _terminal_safe(proc.stdout) and "\\x1b]0;pwned\\x07" in proc.stdout
     proc = run_crawler("status", "--db", str(hostile["db"]), "--format", "json")   # stdout stays JSON
     import json
     assert [row["owner"] for row in json.loads(proc.stdout)] == [hostile["owner"]]
-    assert "last run 1 (partial): 7 failure(s)" in proc.stderr
+    assert "last run 1 (partial): 8 failure(s)" in proc.stderr
 
 
 def test_escape_sequences_from_the_api_never_reach_the_terminal(hostile):
@@ -629,13 +634,13 @@ def test_escape_sequences_from_the_api_never_reach_the_terminal(hostile):
     assert unsafe_spots(sync.stderr) == [] and unsafe_spots(sync.stdout) == []
     assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b" in sync.stderr            # shown, escaped: log lines and summary
     db = str(hostile["db"])
-    sql = "SELECT package FROM v_packages WHERE package LIKE 'shown%'"
+    sql = "SELECT description FROM v_images WHERE description LIKE 'shown%'"
     for fmt in ("table", "markdown"):
         proc = run_crawler("query", "--db", db, "--format", fmt, sql)
         assert proc.returncode == 0 and _terminal_safe(proc.stdout), proc
         assert "shown\\x1b]0;pwned\\x07\\x1b[2J\\x9b" in proc.stdout
     proc = run_crawler("query", "--db", db, "--format", "json", sql)
-    assert json.loads(proc.stdout) == [{"package": f"shown{EVIL}"}]          # exact data for machines
+    assert json.loads(proc.stdout) == [{"description": f"shown{EVIL}"}]      # exact data for machines
     proc = run_crawler("query", "--db", db, "--format", "csv", sql)
     assert list(csv.reader(io.StringIO(proc.stdout)))[1] == [f"shown{EVIL}"]
     # an error line quoting a name: escaped too

@@ -69,7 +69,7 @@ class OwnerPipeline:
                                        conditional=not self.state.full):
                 for ref in refs:
                     if self.state.stopping:
-                        return
+                        break
                     self.state.total += 1
                     await self.queue.put(ref)
         except Exception as exc:
@@ -77,9 +77,11 @@ class OwnerPipeline:
                 raise
             self.state.owner_failures += 1   # this owner's listing failed; other owners go on
             await record_failure(self.state, self.writer, o.name, None, exc)
-        finally:
-            for _ in range(self.workers):
-                await self.queue.put(None)
+        # One end marker per worker. Not in a `finally`: when the task group
+        # cancels this task (a worker ended the run), the workers are gone and
+        # a put on the full queue would wait forever.
+        for _ in range(self.workers):
+            await self.queue.put(None)
 
     async def _work(self, owner_id: int) -> None:
         state = self.state

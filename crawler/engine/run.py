@@ -260,7 +260,7 @@ class Run:
         try:
             await self.writer.update_run(s.run_id, final)
         except Exception as exc:
-            self._fail(exc)
+            self._store_failed(exc)
             log.error("run_not_recorded", error=redact(str(exc)), error_type=type(exc).__name__)
         await self._close_writer()
 
@@ -268,5 +268,12 @@ class Run:
         try:
             await self.writer.close()
         except Exception as exc:  # the writer itself failed (disk full, corrupt db)
-            if self.state.summary.status in ("running", "ok", "partial"):
-                self._fail(exc)
+            self._store_failed(exc)
+
+    def _store_failed(self, exc: Exception) -> None:
+        """The store failed at the end: that is the run's outcome, unless the
+        run had already ended for a reason of its own (a stop signal, the run
+        timeout, the rate limit), which stays what it reports (the next run
+        marks the unrecorded row interrupted)."""
+        if self.state.summary.status in ("running", "ok", "partial"):
+            self._fail(exc)

@@ -10,7 +10,7 @@ per run and everything else receives it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Awaitable, Callable, TypeVar
 
 import orjson
@@ -52,13 +52,14 @@ class RunSummary:
 
     def record(self) -> RunRecord:
         """The run row's counters (the outcome fields are added at the end)."""
-        return RunRecord(requests=self.requests, not_modified=self.not_modified, lower_bound=self.lower_bound,
-                         requests_by_kind=orjson.dumps(self.requests_by_kind).decode(),
-                         faults=orjson.dumps(self.faults).decode(), packages_seen=self.packages_seen,
-                         packages_changed=self.packages_changed, packages_skipped=self.packages_skipped,
-                         packages_failed=self.packages_failed, packages_deleted=self.packages_deleted,
-                         manifests_new=self.manifests_new, rows_corrected=self.rows_corrected,
-                         bytes=self.bytes, errors=len(self.errors))
+        counters = {f.name: getattr(self, f.name) for f in fields(RunRecord) if f.name in _SAME_NAME}
+        return RunRecord(**counters, requests_by_kind=orjson.dumps(self.requests_by_kind).decode(),
+                         faults=orjson.dumps(self.faults).decode(), errors=len(self.errors))
+
+
+# RunRecord counters that RunSummary keeps under the same name and type.
+_SAME_NAME = frozenset(f.name for f in fields(RunRecord)) - {"requests_by_kind", "faults", "errors", "status",
+                                                             "finished_at", "exit_code", "message"}
 
 
 @dataclass(slots=True)

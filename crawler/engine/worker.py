@@ -20,10 +20,10 @@ import structlog
 
 from ..config import CrawlConfig
 from ..github import GhVersion, GitHubClient
-from ..errors import NotFoundError
+from ..errors import NotFoundError, ParseError
 from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, VersionEntry
 from ..oci import (ImageConfig, ImageIndex, ImageManifest, Referrer, api_referrers, content_referrers,
-                   cosign_referrers)
+                   cosign_referrers, is_valid_repository)
 from ..registry import RegistryClient
 from ..store import StoreReader
 from .state import Hold, RunState
@@ -59,6 +59,9 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
     `hold` collects what the result holds, for the caller to release
     (`RunState.release`) once it is committed or has failed."""
     hold = Hold() if hold is None else hold
+    if not is_valid_repository(ref.repository_path):
+        raise ParseError(f"package name {ref.name[:80]!r} is not a valid registry repository name "
+                         f"({ref.repository_path[:80]!r}); it cannot be fetched")
     prefetched: dict[str, ImageManifest | ImageIndex] = {}
     if use_versions_listing(ref, ctx.crawl):
         if not ctx.full and await _unchanged(ctx, owner_id, ref):

@@ -15,8 +15,8 @@ re-exported below.
 """
 
 from .classify import artifact_kind, classify, predicate_types
-from .digest import (compute_digest, cosign_tag_subject, is_valid_tag, parse_digest, referrers_tag_subject,
-                     verify_digest)
+from .digest import (compute_digest, cosign_tag_subject, is_valid_repository, is_valid_tag, parse_digest,
+                     referrers_tag_subject, verify_digest)
 from .errorbody import parse_oci_error
 from .imageconfig import MAX_CONFIG_BYTES, ImageConfig, ImageInfo, image_info, normalize_timestamp, parse_config
 from .manifest import (MAX_CHILDREN, MAX_LAYERS, MAX_MANIFEST_BYTES, Descriptor, ImageIndex, ImageManifest,
@@ -30,7 +30,7 @@ __all__ = [
     "MAX_CONFIG_BYTES", "MAX_LAYERS", "MAX_MANIFEST_BYTES", "OCI_CONFIG", "OCI_EMPTY", "OCI_INDEX",
     "OCI_MANIFEST", "Descriptor", "ImageConfig", "ImageIndex", "ImageInfo", "ImageManifest", "Platform",
     "Referrer", "api_referrers", "artifact_kind", "classify", "compute_digest", "content_referrers",
-    "cosign_referrers", "cosign_tag_subject", "image_info", "is_valid_tag", "normalize_timestamp",
+    "cosign_referrers", "cosign_tag_subject", "image_info", "is_valid_repository", "is_valid_tag", "normalize_timestamp",
     "parse_config", "parse_digest", "parse_manifest", "parse_oci_error", "predicate_types",
     "referrers_tag_subject", "verify_digest",
 ]

@@ -1,6 +1,7 @@
-"""Digests and tags: the content-address grammar and the tag schemes that
-link a tag to a digest (cosign's ``sha256-<hex>.sig``, the referrers tag
-schema). Pure functions; malformed input raises ParseError.
+"""Digests, tags and repository names: the content-address grammar, the
+distribution-spec name and tag grammars, and the tag schemes that link a tag
+to a digest (cosign's ``sha256-<hex>.sig``, the referrers tag schema). Pure
+functions; malformed input raises ParseError.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ _DIGEST = re.compile(r"([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)", re.AS
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[a-f0-9]+", re.ASCII)
 _TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", re.ASCII)
+# distribution-spec "Pulling manifests": <name> path components.
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+MAX_NAME = 255
 _COSIGN_TAG = re.compile(r"(sha256|sha512)-([a-f0-9]+)\.(sig|att|sbom)", re.ASCII)
 _REFERRERS_TAG = re.compile(r"(sha256|sha512)-([a-f0-9]+)", re.ASCII)
 _COSIGN_KINDS = {"sig": "signature", "att": "attestation", "sbom": "sbom"}
@@ -70,6 +75,13 @@ def verify_digest(data: bytes, digest: str) -> None:
 def is_valid_tag(value: str) -> bool:
     """distribution-spec tag grammar ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``."""
     return isinstance(value, str) and _TAG.fullmatch(value) is not None
+
+
+def is_valid_repository(value: str) -> bool:
+    """distribution-spec repository name grammar (lower-case path components
+    joined by ``/``, at most 255 characters): anything else could not be
+    sent in a request path and is refused before it is."""
+    return isinstance(value, str) and len(value) <= MAX_NAME and _NAME.fullmatch(value) is not None
 
 
 def cosign_tag_subject(tag: str) -> tuple[str, str] | None:

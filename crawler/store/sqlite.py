@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import aiosqlite
+import structlog
 
 from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from .protocol import Applied, RepositoryRow, RunRecord
 from .rows import MANIFEST_COLUMNS, children_rows, config_row, diff_tags, layer_rows, manifest_row
+
+log = structlog.get_logger("crawler.store")
 
 SCHEMA_VERSION = 1
 # Forward migrations: version reached -> statements taking the previous version
@@ -295,6 +298,7 @@ class SQLiteWriter:
         (sqlite3_interrupt does not end it), so it waits in short slices
         here and a stop signal ends the wait between two of them."""
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        waited = False
         while True:
             try:
                 await self._w.execute("BEGIN IMMEDIATE")
@@ -302,6 +306,9 @@ class SQLiteWriter:
             except sqlite3.OperationalError as exc:
                 if not _busy(exc) or self._interrupted or time.monotonic() >= deadline:
                     raise
+                if not waited:
+                    log.info("store_busy_wait", db=str(self._path), timeout_s=BUSY_TIMEOUT_MS / 1000)
+                    waited = True
             await asyncio.sleep(0.01)
 
     async def close_stale_runs(self) -> int:

@@ -60,7 +60,8 @@ class Clients:
         self._creds = creds
         trusted = {origin(gh.api_url)} | {origin(h if "://" in h else f"https://{h}") for h in reg.auth_hosts}
         self.registry = RegistryClient(
-            http, reg.url, credentials=creds.registry, username=reg.username, trusted_origins=trusted,
+            http, reg.url, credentials=creds.registry, username=creds.registry_user or reg.username,
+            credential_source=creds.registry_source, trusted_origins=trusted,
             max_manifest_bytes=config.crawl.max_manifest_bytes,
             max_config_bytes=config.crawl.max_config_bytes, facts=facts, save_facts=save_facts,
             clock=clocks.clock)

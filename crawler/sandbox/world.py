@@ -165,6 +165,7 @@ class World:
         self._thread: threading.Thread | None = None
         self._owner_counter = itertools.count(1)
         self._started = False
+        self._basic: list = []  # BasicRegistry instances started by basic_registry()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -262,6 +263,11 @@ class World:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     async def _astop(self) -> None:
+        for basic in self._basic:
+            try:
+                await basic.stop()
+            except Exception:  # noqa: BLE001 - keep tearing down the rest
+                pass
         for closer in (
             self._builder.close if self._builder else None,
             self.api_proxy.stop if self.api_proxy else None,
@@ -375,6 +381,22 @@ class World:
 
         self.call(add)
         return value
+
+    def basic_registry(self, users: dict[str, str] | None = None):
+        """Start another real registry with htpasswd (Basic) auth and no GitHub side
+        (``crawler.sandbox.basic``); stopped with the world. Push to any path::
+
+            reg = world.basic_registry({"ci": "s3cret"})
+            reg.push_image("alpine", tags=["3.20"])
+        """
+        from .basic import BasicRegistry, SyncBasicRegistry
+
+        number = len(self._basic) + 1
+        registry = BasicRegistry(self.dir / f"basic-registry-{number}", users or {"ci": "s3cret"},
+                                 log_level=self.registry_log_level)
+        self.call(registry.start)
+        self._basic.append(registry)
+        return SyncBasicRegistry(registry, self.call)
 
     def new_owner(self, prefix: str = "org", kind: str = "org") -> str:
         """A fresh, empty owner with a unique login (for tests that mutate)."""

@@ -1,0 +1,170 @@
+"""Issue 13, "any registry": the real distribution with htpasswd (Basic) auth
+and repositories at any path — top-level (`alpine`) and nested (`a/b/c`) —
+synced with a password from the environment or a Docker config.json, an
+owner covering the whole registry or a prefix, and what no owner covers
+reported, never skipped silently. skopeo reads the same registry with the
+same credentials as a cross-check."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+
+import pytest
+
+from tests.support import last_run, rows, run_cli
+
+USER, PASSWORD = "ci", "s3cret-Basic-pw"
+
+
+@pytest.fixture(scope="module")
+def basic(world):
+    reg = world.basic_registry({USER: PASSWORD})
+    pushed = {
+        "alpine": reg.push_image("alpine", tags=["3.20", "latest"]),
+        "a/b/c": reg.push_index("a/b/c", tags=["v1"]),
+        "team/app": reg.push_image("team/app", tags=["1.0"]),
+        "team/tools": reg.push_image("team/tools", tags=["edge"], platform="linux/arm64"),
+    }
+    reg.pushed = pushed
+    return reg
+
+
+def registry_config(tmp_path, basic, *, owners: str, registry: str = "", name: str = "basic.toml"):
+    text = (f'[database]\npath = "{tmp_path / "inventory.db"}"\n'
+            f'[github]\ntoken_env = "GHCR_NO_SUCH_TOKEN"\n'
+            f'[registry]\nurl = "{basic.url}"\n{registry}\n'
+            f'[crawl]\nbackoff_base_s = 0.001\nconcurrency = 4\n{owners}')
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+WHOLE = '[[owners]]\nname = "local"\ndiscovery = "catalog"\nprefix = ""\n'
+
+
+def expected_tags(basic, paths=None) -> dict:
+    return {(p.repository, t): p.digest for p in basic.pushed.values() for t in p.tags
+            if paths is None or p.repository in paths}
+
+
+def synced_tags(tmp_path) -> dict:
+    return {(p, t): d for p, t, d in rows(tmp_path / "inventory.db", "SELECT package, tag, digest FROM v_tags")}
+
+
+def test_basic_auth_with_the_password_from_the_environment(basic, tmp_path, monkeypatch):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    config = registry_config(tmp_path, basic, owners=WHOLE,
+                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    assert run_cli(config, "sync") == 0
+    db = tmp_path / "inventory.db"
+    # prefix = "": the whole registry, package names are full paths (top-level and nested)
+    assert synced_tags(tmp_path) == expected_tags(basic)
+    index = basic.pushed["a/b/c"]
+    assert {d for (d,) in rows(db, "SELECT digest FROM v_images WHERE package = 'a/b/c'")} == {
+        index.digest, *index.children}
+    run = last_run(db)
+    kinds = json.loads(run["requests_by_kind"])
+    assert "token" not in kinds                       # Basic: no token endpoint at all
+    assert run["requests"] >= run["lower_bound"]
+    assert rows(db, "SELECT COUNT(*) FROM run_errors") == [(0,)]   # everything covered
+    # a no-op run: nothing changed, the one probe is the only request above the bound
+    assert run_cli(config, "sync") == 0
+    again = last_run(db)
+    assert (again["packages_changed"], again["packages_skipped"]) == (0, 4)
+    assert again["requests"] == again["lower_bound"] + 1
+
+
+def test_a_wrong_password_is_exit_3_in_one_line(basic, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REG_PASSWORD", "not-the-password")
+    config = registry_config(tmp_path, basic, owners=WHOLE,
+                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    assert run_cli(config, "sync") == 3
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("ghcr-inventory: ")]
+    assert len(lines) == 1, err
+    assert "rejected the Basic credentials of user 'ci'" in lines[0]
+    assert "registry.token_env REG_PASSWORD" in lines[0]
+    assert "not-the-password" not in err and "Traceback" not in err
+
+
+def test_no_credentials_for_a_basic_registry_says_how_to_give_them(basic, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    config = registry_config(tmp_path, basic, owners=WHOLE)
+    assert run_cli(config, "sync") == 3
+    err = capsys.readouterr().err
+    assert "wants HTTP Basic credentials (realm 'sandbox-basic')" in err
+    assert "registry.docker_config" in err
+
+
+def docker_config(tmp_path, entry: dict, **extra) -> "Path":  # noqa: F821
+    path = tmp_path / "docker" / "config.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"auths": entry, **extra}))
+    path.chmod(0o600)
+    return path
+
+
+def auth_entry(user=USER, password=PASSWORD) -> dict:
+    return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_a_docker_config_login_and_skopeo_agree(basic, tmp_path, monkeypatch):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    authfile = docker_config(tmp_path, {f"http://{basic.host}": auth_entry()})   # a key with a scheme
+    config = registry_config(tmp_path, basic, owners=WHOLE, registry=f'docker_config = "{authfile}"')
+    assert run_cli(config, "sync") == 0
+    assert synced_tags(tmp_path) == expected_tags(basic)
+    # skopeo, with the same file, sees the same digest
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--authfile", str(authfile),
+                          f"docker://{basic.host}/alpine:3.20"], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Digest"] == synced_tags(tmp_path)[("alpine", "3.20")]
+
+
+def test_the_docker_config_env_directory_is_read(basic, tmp_path, monkeypatch):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    authfile = docker_config(tmp_path, {basic.host: auth_entry()})
+    monkeypatch.setenv("DOCKER_CONFIG", str(authfile.parent))
+    config = registry_config(tmp_path, basic, owners=WHOLE)
+    assert run_cli(config, "sync") == 0
+    assert synced_tags(tmp_path) == expected_tags(basic)
+
+
+def test_a_credential_helper_is_named_in_one_warning(basic, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    authfile = docker_config(tmp_path, {basic.host: {}}, credsStore="desktop")
+    config = registry_config(tmp_path, basic, owners=WHOLE, registry=f'docker_config = "{authfile}"')
+    assert run_cli(config, "sync") == 3          # the helper is not run: no login
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "docker_config_helper_ignored" in line]
+    assert len(warnings) == 1 and "docker-credential-desktop" in warnings[0]
+
+
+def test_a_prefix_owner_and_what_no_owner_covers(basic, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    owners = '[[owners]]\nname = "team"\ndiscovery = "catalog"\nprefix = "team"\n'
+    config = registry_config(tmp_path, basic, owners=owners,
+                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    assert run_cli(config, "sync") == 0
+    assert synced_tags(tmp_path) == {(r.removeprefix("team/"), t): d
+                                     for (r, t), d in expected_tags(basic, {"team/app", "team/tools"}).items()}
+    db = tmp_path / "inventory.db"
+    (kind, message), = rows(db, "SELECT kind, message FROM run_errors")
+    assert kind == "UncoveredRepositories"
+    assert message.startswith("2 repositories in the catalog no configured owner covers, not synced: a/b/c, alpine")
+    err = capsys.readouterr().err
+    assert "uncovered_repositories" in err and "2 repositories" in err
+    # a second owner covering the rest: nothing left to report
+    both = owners + '[[owners]]\nname = "rest-of-it"\ndiscovery = "catalog"\nprefix = ""\nexclude = ["team/*"]\n'
+    config = registry_config(tmp_path, basic, owners=both, name="both.toml",
+                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    assert run_cli(config, "sync") == 0
+    run_id = last_run(db)["id"]
+    assert rows(db, "SELECT COUNT(*) FROM run_errors WHERE run_id = ?", (run_id,)) == [(0,)]
+    assert {(o, p) for o, p in rows(db, "SELECT owner, package FROM v_packages")} == {
+        ("team", "app"), ("team", "tools"), ("rest-of-it", "alpine"), ("rest-of-it", "a/b/c")}

@@ -63,9 +63,15 @@ _BUILDER_METHODS = frozenset(
 )
 
 
-def fake_token(seed: str) -> str:
-    """A PAT-looking sandbox token (``ghp_`` + 36 chars); worthless outside the world."""
-    return "ghp_" + hashlib.sha256(f"sandbox:{seed}".encode()).hexdigest()[:36]
+# GitHub's token prefixes by kind (github.blog 2021-04-05 "Behind GitHub's new
+# authentication token formats"; fine-grained PATs 2022).
+TOKEN_PREFIXES = {"classic": "ghp_", "fine_grained": "github_pat_", "actions": "ghs_", "app": "ghs_",
+                  "oauth": "gho_", "user_to_server": "ghu_"}
+
+
+def fake_token(seed: str, kind: str = "classic") -> str:
+    """A sandbox token shaped like GitHub's of that kind (``ghp_`` + 36 chars…); worthless outside the world."""
+    return TOKEN_PREFIXES[kind] + hashlib.sha256(f"sandbox:{seed}".encode()).hexdigest()[:36]
 
 
 class SyncBuilder:
@@ -367,16 +373,25 @@ class World:
         rate_limit: int = 5000,
         graphql_limit: int = 5000,
         window_s: float = 3600.0,
+        kind: str = "classic",
+        sso_blocked: tuple[str, ...] | list[str] = (),
     ) -> str:
-        """Register a GitHub token; ``owners`` limits whose private packages it reads (None = all)."""
+        """Register a GitHub token; ``owners`` limits whose private packages it reads (None = all).
+
+        ``kind`` (classic, fine_grained, actions, app, oauth, user_to_server) picks
+        the prefix and how the emulator treats it (fine-grained PATs refused by
+        the packages API, an Actions ``GITHUB_TOKEN`` answered 400 on org
+        listings, scopes reported only for classic/OAuth); ``sso_blocked``
+        names SAML SSO orgs the token is not authorized for.
+        """
         number = next(self._owner_counter)
-        value = value or fake_token(f"{self.seed}:extra:{number}")
+        value = value or fake_token(f"{self.seed}:extra:{number}", kind)
         login = login or f"bot-{number}"
 
         def add() -> Token:
             return self.state.add_token(
                 value, login, scopes=scopes, owners=owners, rate_limit=rate_limit, graphql_limit=graphql_limit,
-                window_s=window_s,
+                window_s=window_s, kind=kind, sso_blocked=sso_blocked,
             )
 
         self.call(add)

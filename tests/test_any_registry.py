@@ -7,51 +7,12 @@ same credentials as a cross-check."""
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 
-import pytest
-
+from tests.basicregistry import (PASSWORD, USER, WHOLE, auth_entry, basic, docker_config,  # noqa: F401 (fixture)
+                                 expected_tags, registry_config, synced_tags)
 from tests.support import last_run, rows, run_cli
-
-USER, PASSWORD = "ci", "s3cret-Basic-pw"
-
-
-@pytest.fixture(scope="module")
-def basic(world):
-    reg = world.basic_registry({USER: PASSWORD})
-    pushed = {
-        "alpine": reg.push_image("alpine", tags=["3.20", "latest"]),
-        "a/b/c": reg.push_index("a/b/c", tags=["v1"]),
-        "team/app": reg.push_image("team/app", tags=["1.0"]),
-        "team/tools": reg.push_image("team/tools", tags=["edge"], platform="linux/arm64"),
-    }
-    reg.pushed = pushed
-    return reg
-
-
-def registry_config(tmp_path, basic, *, owners: str, registry: str = "", name: str = "basic.toml"):
-    text = (f'[database]\npath = "{tmp_path / "inventory.db"}"\n'
-            f'[github]\ntoken_env = "GHCR_NO_SUCH_TOKEN"\n'
-            f'[registry]\nurl = "{basic.url}"\n{registry}\n'
-            f'[crawl]\nbackoff_base_s = 0.001\nconcurrency = 4\n{owners}')
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-WHOLE = '[[owners]]\nname = "local"\ndiscovery = "catalog"\nprefix = ""\n'
-
-
-def expected_tags(basic, paths=None) -> dict:
-    return {(p.repository, t): p.digest for p in basic.pushed.values() for t in p.tags
-            if paths is None or p.repository in paths}
-
-
-def synced_tags(tmp_path) -> dict:
-    return {(p, t): d for p, t, d in rows(tmp_path / "inventory.db", "SELECT package, tag, digest FROM v_tags")}
-
 
 def test_basic_auth_with_the_password_from_the_environment(basic, tmp_path, monkeypatch):
     monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
@@ -77,41 +38,6 @@ def test_basic_auth_with_the_password_from_the_environment(basic, tmp_path, monk
     assert again["requests"] == again["lower_bound"] + 1
 
 
-def test_a_wrong_password_is_exit_3_in_one_line(basic, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REG_PASSWORD", "not-the-password")
-    config = registry_config(tmp_path, basic, owners=WHOLE,
-                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
-    assert run_cli(config, "sync") == 3
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("ghcr-inventory: ")]
-    assert len(lines) == 1, err
-    assert "rejected the Basic credentials of user 'ci'" in lines[0]
-    assert "registry.token_env REG_PASSWORD" in lines[0]
-    assert "not-the-password" not in err and "Traceback" not in err
-
-
-def test_no_credentials_for_a_basic_registry_says_how_to_give_them(basic, tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
-    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
-    config = registry_config(tmp_path, basic, owners=WHOLE)
-    assert run_cli(config, "sync") == 3
-    err = capsys.readouterr().err
-    assert "wants HTTP Basic credentials (realm 'sandbox-basic')" in err
-    assert "registry.docker_config" in err
-
-
-def docker_config(tmp_path, entry: dict, **extra) -> "Path":  # noqa: F821
-    path = tmp_path / "docker" / "config.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"auths": entry, **extra}))
-    path.chmod(0o600)
-    return path
-
-
-def auth_entry(user=USER, password=PASSWORD) -> dict:
-    return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
 def test_a_docker_config_login_and_skopeo_agree(basic, tmp_path, monkeypatch):
     monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
     authfile = docker_config(tmp_path, {f"http://{basic.host}": auth_entry()})   # a key with a scheme
@@ -133,16 +59,6 @@ def test_the_docker_config_env_directory_is_read(basic, tmp_path, monkeypatch):
     config = registry_config(tmp_path, basic, owners=WHOLE)
     assert run_cli(config, "sync") == 0
     assert synced_tags(tmp_path) == expected_tags(basic)
-
-
-def test_a_credential_helper_is_named_in_one_warning(basic, tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
-    authfile = docker_config(tmp_path, {basic.host: {}}, credsStore="desktop")
-    config = registry_config(tmp_path, basic, owners=WHOLE, registry=f'docker_config = "{authfile}"')
-    assert run_cli(config, "sync") == 3          # the helper is not run: no login
-    err = capsys.readouterr().err
-    warnings = [line for line in err.splitlines() if "docker_config_helper_ignored" in line]
-    assert len(warnings) == 1 and "docker-credential-desktop" in warnings[0]
 
 
 def test_a_prefix_owner_and_what_no_owner_covers(basic, tmp_path, monkeypatch, capsys):

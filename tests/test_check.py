@@ -48,7 +48,7 @@ def config_for(world, tmp_path, owners=(("acme", "org"), ("mona", "user")), *, a
 
 
 def check(config, capsys, *args):
-    code = cli.main(["--config", str(config), "--log-format", "json", "--log-level", "error", "check", *args])
+    code = cli.main(["--config", str(config), "--log-format", "json", "check", *args])
     out = capsys.readouterr().out
     return code, out.splitlines()
 

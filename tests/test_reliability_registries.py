@@ -157,7 +157,7 @@ def test_sync_tells_a_missing_owner_from_one_it_cannot_see(world, tmp_path, monk
     config = config_for(world, tmp_path, [("ghost-org", "org"), ("mona", "org")])
     assert run_cli(config, "sync") == 1
     messages = dict(rows(tmp_path / "inventory.db", "SELECT owner, message FROM run_errors"))
-    assert "GitHub has no user or organization named 'ghost-org' (HTTP 404)" in messages["ghost-org"]
+    assert "not found (HTTP 404): GitHub has no user or organization named 'ghost-org'" in messages["ghost-org"]
     assert "'mona' is a User, not an org: set kind = \"user\"" in messages["mona"]
 
 

@@ -47,12 +47,12 @@ async def _missing_owner(github: GitHubClient, owner: OwnerConfig, exc: NotFound
         return exc
     want = "Organization" if owner.kind == "org" else "User"
     if found is None:
-        text = f"GitHub has no user or organization named '{owner.name}' (HTTP 404); check owners.name"
+        text = f"GitHub has no user or organization named '{owner.name}'; check owners.name"
     elif found != want:
         text = (f"'{owner.name}' is a {found}, not {'an org' if owner.kind == 'org' else 'a user'}: set kind = "
                 f"\"{'user' if owner.kind == 'org' else 'org'}\" for this owner")
     else:
-        text = (f"the {found.lower()} '{owner.name}' exists but this token cannot see its packages (HTTP 404 "
-                f"means no access): use a classic PAT with read:packages of an account that can read them "
+        text = (f"the {found.lower()} '{owner.name}' exists but this token cannot see its packages (a 404 "
+                f"here means no access): use a classic PAT with read:packages of an account that can read them "
                 f"(and authorize it for SAML SSO if the org enforces it); `ghcr-inventory check` tells")
-    return NotFoundError(text, where=exc.where)
+    return NotFoundError(f"not found (HTTP 404): {text}", where=exc.where)

@@ -193,9 +193,10 @@ async def _guard(checks: list[Check], name: str, owner: str | None, work) -> boo
 def _token_check(kind: TokenKind | None, config: Config) -> Check:
     needs_api = any(o.discovery in ("rest", "graphql") for o in config.owners)
     if kind is None:
-        return Check("token", not needs_api, "none configured: anonymous registry access to public images only",
-                     f"set {config.github.token_env or 'github.token_file'} to a classic PAT with read:packages"
-                     if needs_api else "")
+        if not needs_api:
+            return Check("token", True, "no GitHub token (none needed: no owner uses the GitHub API)")
+        return Check("token", False, "no GitHub token, and rest/graphql discovery needs one",
+                     f"set {config.github.token_env or 'github.token_file'} to a classic PAT with read:packages")
     if not kind.packages_api:
         fix = CLASSIC_PAT if kind.name == "fine_grained" else "use the access token, not the refresh token"
         return Check("token", False, f"{kind.label} ({kind.prefix}…): GitHub's packages API does not accept it", fix)
@@ -331,7 +332,7 @@ async def _registry_probe(owner: OwnerConfig, registry, path: str, scope: str, w
                             "accepts no fine-grained PAT), or the registry's own login (registry.token_env, "
                             "registry.docker_config)", owner.name))
         return
-    how = "with a pull token" if registry.demands_tokens else ("with Basic credentials" if registry._basic
+    how = "with a pull token" if registry.demands_tokens else ("with Basic credentials" if registry.uses_basic
                                                               else "without credentials")
     if resp.status == 200:
         checks.append(Check(name, True, f"{what}: answered {how}", owner=owner.name))

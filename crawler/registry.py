@@ -104,6 +104,11 @@ class RegistryClient:
         self.token_fetches = 0
 
     @property
+    def uses_basic(self) -> bool:
+        """The registry challenged with Basic: the login goes on every request."""
+        return self._basic
+
+    @property
     def demands_tokens(self) -> bool:
         """The registry challenged for a Bearer token (one per repository
         scope, cached): only then does the lower bound count tokens."""

@@ -61,3 +61,16 @@ def docker_config(tmp_path, entry: dict, **extra) -> Path:
 
 def auth_entry(user=USER, password=PASSWORD) -> dict:
     return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# [registry] lines: the password from $REG_PASSWORD, the user from the config
+LOGIN_FROM_ENV = f'username = "{USER}"\ntoken_env = "REG_PASSWORD"'
+TEAM = '[[owners]]\nname = "team"\ndiscovery = "catalog"\nprefix = "team"\n'
+
+
+def sync_team_prefix(basic, tmp_path, monkeypatch, run_cli) -> Path:
+    """Sync the owner covering `team/…` only; returns the database."""
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    config = registry_config(tmp_path, basic, owners=TEAM, registry=LOGIN_FROM_ENV)
+    assert run_cli(config, "sync") == 0
+    return tmp_path / "inventory.db"

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.basicregistry import (PASSWORD, USER, WHOLE, auth_entry, basic, docker_config,  # noqa: F401 (fixture)
-                                 expected_tags, registry_config, synced_tags)
+from tests.basicregistry import (LOGIN_FROM_ENV, PASSWORD, TEAM, WHOLE, auth_entry, basic,  # noqa: F401 (fixture)
+                                 docker_config, expected_tags, registry_config, sync_team_prefix, synced_tags)
 from tests.support import last_run, rows, run_cli
 
 def test_basic_auth_with_the_password_from_the_environment(basic, tmp_path, monkeypatch):
     monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
     monkeypatch.setenv("REG_PASSWORD", PASSWORD)
-    config = registry_config(tmp_path, basic, owners=WHOLE,
-                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    config = registry_config(tmp_path, basic, owners=WHOLE, registry=LOGIN_FROM_ENV)
     assert run_cli(config, "sync") == 0
     db = tmp_path / "inventory.db"
     # prefix = "": the whole registry, package names are full paths (top-level and nested)
@@ -61,26 +60,30 @@ def test_the_docker_config_env_directory_is_read(basic, tmp_path, monkeypatch):
     assert synced_tags(tmp_path) == expected_tags(basic)
 
 
-def test_a_prefix_owner_and_what_no_owner_covers(basic, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
-    owners = '[[owners]]\nname = "team"\ndiscovery = "catalog"\nprefix = "team"\n'
-    config = registry_config(tmp_path, basic, owners=owners,
-                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
-    assert run_cli(config, "sync") == 0
+def test_a_prefix_owner_then_a_second_covering_the_rest(basic, tmp_path, monkeypatch):
+    db = sync_team_prefix(basic, tmp_path, monkeypatch, run_cli)
     assert synced_tags(tmp_path) == {(r.removeprefix("team/"), t): d
                                      for (r, t), d in expected_tags(basic, {"team/app", "team/tools"}).items()}
-    db = tmp_path / "inventory.db"
-    (kind, message), = rows(db, "SELECT kind, message FROM run_errors")
-    assert kind == "UncoveredRepositories"
-    assert message.startswith("2 repositories in the catalog no configured owner covers, not synced: a/b/c, alpine")
-    err = capsys.readouterr().err
-    assert "uncovered_repositories" in err and "2 repositories" in err
+    # (what it leaves uncovered is reported: tests/test_reliability_registries.py)
     # a second owner covering the rest: nothing left to report
-    both = owners + '[[owners]]\nname = "rest-of-it"\ndiscovery = "catalog"\nprefix = ""\nexclude = ["team/*"]\n'
-    config = registry_config(tmp_path, basic, owners=both, name="both.toml",
-                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    both = TEAM + '[[owners]]\nname = "rest-of-it"\ndiscovery = "catalog"\nprefix = ""\nexclude = ["team/*"]\n'
+    config = registry_config(tmp_path, basic, owners=both, name="both.toml", registry=LOGIN_FROM_ENV)
     assert run_cli(config, "sync") == 0
     run_id = last_run(db)["id"]
     assert rows(db, "SELECT COUNT(*) FROM run_errors WHERE run_id = ?", (run_id,)) == [(0,)]
     assert {(o, p) for o, p in rows(db, "SELECT owner, package FROM v_packages")} == {
         ("team", "app"), ("team", "tools"), ("rest-of-it", "alpine"), ("rest-of-it", "a/b/c")}
+
+
+def test_check_against_a_basic_registry(basic, tmp_path, monkeypatch, capsys):
+    from crawler import cli
+    monkeypatch.delenv("GHCR_NO_SUCH_TOKEN", raising=False)
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    config = registry_config(tmp_path, basic, owners=WHOLE, registry=LOGIN_FROM_ENV)
+    assert cli.main(["--config", str(config), "check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["✓ token: no GitHub token (none needed: no owner uses the GitHub API)",
+                   "✓ local: registry: catalog: answered with Basic credentials"]
+    monkeypatch.setenv("REG_PASSWORD", "wrong")
+    assert cli.main(["--config", str(config), "check"]) == 3
+    assert "rejected the Basic credentials of user 'ci'" in capsys.readouterr().out

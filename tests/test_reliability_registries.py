@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from tests.basicregistry import PASSWORD, USER, WHOLE, basic, docker_config, registry_config  # noqa: F401 (fixture)
+from tests.basicregistry import (LOGIN_FROM_ENV, WHOLE, basic, docker_config, registry_config,  # noqa: F401 (fixture)
+                                 sync_team_prefix)
 from tests.reliability import Row
 from tests.support import rows, run_cli
 from tests.test_check import ENV, check, config_for, line
@@ -59,8 +60,7 @@ RELIABILITY = [
 
 def test_a_wrong_password_is_exit_3_in_one_line(basic, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REG_PASSWORD", "not-the-password")
-    config = registry_config(tmp_path, basic, owners=WHOLE,
-                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
+    config = registry_config(tmp_path, basic, owners=WHOLE, registry=LOGIN_FROM_ENV)
     assert run_cli(config, "sync") == 3
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("ghcr-inventory: ")]
@@ -176,12 +176,8 @@ def test_a_broken_docker_config_is_exit_2(basic, tmp_path, monkeypatch, capsys):
 
 
 def test_repositories_no_owner_covers_are_reported(basic, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
-    owners = '[[owners]]\nname = "team"\ndiscovery = "catalog"\nprefix = "team"\n'
-    config = registry_config(tmp_path, basic, owners=owners,
-                             registry=f'username = "{USER}"\ntoken_env = "REG_PASSWORD"')
-    assert run_cli(config, "sync") == 0
-    (kind, message), = rows(tmp_path / "inventory.db", "SELECT kind, message FROM run_errors")
+    db = sync_team_prefix(basic, tmp_path, monkeypatch, run_cli)
+    (kind, message), = rows(db, "SELECT kind, message FROM run_errors")
     assert kind == "UncoveredRepositories"
     assert message.startswith("2 repositories in the catalog no configured owner covers, not synced: a/b/c, alpine")
     err = capsys.readouterr().err

@@ -484,7 +484,8 @@ class Emulator:
         errors = tuple(e.get("message", "") for e in body.get("errors", ()))
         self.graphql_log.append(graphql_api.GraphQLCall(query, variables, operation_name, token.login, errors))
         token.graphql.refresh(self.state.wall())
-        headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
+        if token.reports_scopes:
+            headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
         headers.update(self._rate_headers(token, "graphql"))
         return self._json(200, body, headers)
 

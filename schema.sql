@@ -127,6 +127,20 @@ CREATE TABLE IF NOT EXISTS annotations (
     PRIMARY KEY (digest, key)
 );
 
+-- Annotations on the descriptors a manifest holds (OCI image-spec
+-- descriptor.md allows them on every descriptor): index entries
+-- (`buildah manifest annotate`), layers, the config, the subject. The
+-- manifest's own annotations are in `annotations`. position is the entry's
+-- index in the manifest's `manifests` or `layers` (0 for config and subject).
+CREATE TABLE IF NOT EXISTS descriptor_annotations (
+    manifest_digest TEXT NOT NULL,
+    role            TEXT NOT NULL,          -- child | layer | config | subject
+    position        INTEGER NOT NULL,
+    key             TEXT NOT NULL,
+    value           TEXT NOT NULL,
+    PRIMARY KEY (manifest_digest, role, position, key)
+);
+
 -- Which digests a package holds (GitHub: its versions; elsewhere: what its
 -- tags reach). last_seen NULL while present.
 CREATE TABLE IF NOT EXISTS package_digests (
@@ -353,6 +367,27 @@ SELECT m.digest, l.key, l.value
 UNION
 SELECT a.digest, a.key, a.value
   FROM annotations a;
+
+-- One row per annotation on a descriptor a manifest holds, with the digest
+-- the descriptor points to and, for an index entry, its platform (the
+-- manifest's own annotations are in v_labels).
+CREATE VIEW v_descriptor_annotations AS
+SELECT a.manifest_digest,
+       a.role,
+       a.position,
+       CASE a.role WHEN 'child' THEN mc.child_digest
+                   WHEN 'layer' THEN l.digest
+                   WHEN 'config' THEN m.config_digest
+                   WHEN 'subject' THEN m.subject_digest END AS descriptor_digest,
+       CASE WHEN a.role = 'child' THEN mc.platform END     AS platform,
+       a.key,
+       a.value
+FROM descriptor_annotations a
+LEFT JOIN manifest_children mc
+       ON a.role = 'child' AND mc.parent_digest = a.manifest_digest AND mc.position = a.position
+LEFT JOIN layers l
+       ON a.role = 'layer' AND l.manifest_digest = a.manifest_digest AND l.position = a.position
+LEFT JOIN manifests m ON m.digest = a.manifest_digest;
 
 CREATE VIEW v_referrers AS
 SELECT r.subject_digest,

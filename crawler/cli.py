@@ -53,6 +53,7 @@ EXAMPLES = {
     "status": "example: ghcr-inventory status --max-age 2h   # exit 1 when the last good sync is older",
     "demo": "example: ghcr-inventory demo --db /tmp/demo.db",
     "completion": "example: source <(ghcr-inventory completion bash)",
+    "check": "example: GITHUB_TOKEN=... ghcr-inventory check --format json   # exit 0 good, 3 token, 4 unreachable",
 }
 
 
@@ -100,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. 90m, 2h, 1d)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--db", metavar="PATH")
+
+    p = command("check", "Check that the token can do the job: kind, scopes, SSO, each owner's listing and "
+                         "registry pull, GraphQL, rate limit.")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--owner", action="append", default=[], metavar="NAME", help="only this owner (repeatable)")
 
     p = command("demo", "Start the local sandbox (registry + GitHub emulator), sync it, show results.")
     p.add_argument("--db", metavar="PATH", help="database to fill (default: a temporary file)")
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     console = logs.configure(args.log_format, level, progress=progress)
     try:
         handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
-                   "demo": cmd_demo, "completion": cmd_completion}[args.command]
+                   "demo": cmd_demo, "completion": cmd_completion, "check": cmd_check}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
         say(f"error: {exc}")
@@ -420,6 +426,20 @@ def cmd_status(args, **_) -> int:
         say(f"stale: {what}; --max-age is {_human(max_age)}")
         return 1
     return 0
+
+
+# --- check ------------------------------------------------------------------------------
+
+def cmd_check(args, **_) -> int:
+    """One line per check (✓/✗ and the fix), or JSON; exit 0 / 3 / 4 (crawler/check.py)."""
+    from .check import exit_code, render_checks, run
+    config = _config(args)
+    unknown = [o for o in args.owner if config.owner(o) is None]
+    if unknown:
+        raise UsageError(f"--owner {unknown[0]!r} is not in the config's [[owners]]")
+    checks = run(config, resolve_credentials(config), owners=tuple(args.owner))
+    sys.stdout.write(render_checks(checks, args.format))
+    return exit_code(checks)
 
 
 # --- demo / completion --------------------------------------------------------------------

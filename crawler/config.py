@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from .errors import ConfigError
+from .dockerconfig import parse_docker_config
+from .errors import ConfigError, ParseError
 from .secret import Secret
 
 log = structlog.get_logger("crawler.config")
@@ -65,6 +66,9 @@ class RegistryConfig:
     # Credentials for a non-GitHub registry; default: the GitHub token.
     token_env: str | None = None
     token_file: Path | None = None
+    # A Docker config.json whose `auths` entry for the registry's host holds
+    # the login (default: $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set).
+    docker_config: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,10 @@ class OwnerConfig:
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     repositories: tuple[str, ...] = ()
+    # discovery = "catalog": the repository path prefix this owner covers
+    # ("team" -> team/…; "" -> the whole registry, package names then being
+    # full paths); None: the owner's name (OWNER/…).
+    prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,7 @@ _SECTIONS: dict[str, type] = {
     "registry": RegistryConfig,
     "crawl": CrawlConfig,
 }
-_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file"}
+_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file", "registry.docker_config"}
 
 
 def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
@@ -214,10 +222,15 @@ def _build_owners(raw: Any, source: str) -> tuple[OwnerConfig, ...]:
         _reject_unknown(table, set(OwnerConfig.__dataclass_fields__), f"{prefix}.", source)
         if "name" not in table:
             raise ConfigError(f"'{prefix}.name' is required", where=source)
+        if table["name"] == "":
+            raise ConfigError(f"'{prefix}.name' must not be empty; to cover a whole registry, give the owner a "
+                              f"name of your choice with discovery = \"catalog\" and prefix = \"\"", where=source)
         values = {
             key: _coerce(value, OwnerConfig.__dataclass_fields__[key].type, f"{prefix}.{key}", source)
-            for key, value in table.items()
+            for key, value in table.items() if key != "prefix"
         }
+        if "prefix" in table:
+            values["prefix"] = _repository_prefix(table["prefix"], f"{prefix}.prefix", source)
         owner = OwnerConfig(**values)
         _check_owner(owner, prefix, source)
         owners.append(owner)
@@ -238,6 +251,8 @@ def _check_owner(owner: OwnerConfig, prefix: str, source: str) -> None:
             where=source)
     if owner.discovery == "static" and not owner.repositories:
         raise ConfigError(f"'{prefix}.repositories' is required with discovery = \"static\"", where=source)
+    if owner.prefix is not None and owner.discovery != "catalog":
+        raise ConfigError(f"'{prefix}.prefix' is only used with discovery = \"catalog\"", where=source)
     if owner.repositories and owner.discovery != "static":
         raise ConfigError(f"'{prefix}.repositories' is only used with discovery = \"static\"", where=source)
     for key in ("include", "exclude"):
@@ -245,6 +260,18 @@ def _check_owner(owner: OwnerConfig, prefix: str, source: str) -> None:
             problem = glob_problem(pattern)
             if problem:
                 raise ConfigError(f"'{prefix}.{key}' has a bad glob {pattern!r}: {problem}", where=source)
+
+
+def _repository_prefix(raw: Any, key: str, source: str) -> str:
+    """A repository path prefix: "" (everything) or path components
+    ("team", "a/b"), lower-cased as registry paths are; slashes around it
+    are dropped."""
+    if not isinstance(raw, str):
+        raise ConfigError(f"'{key}' must be a string (\"\" = the whole registry), not {raw!r}", where=source)
+    value = raw.strip("/").lower()
+    if any(ch.isspace() for ch in value) or "//" in value:
+        raise ConfigError(f"'{key}' is not a repository path prefix: {raw!r}", where=source)
+    return value
 
 
 def glob_problem(pattern: str) -> str | None:
@@ -387,6 +414,11 @@ def _warn_if_exposed(file: Path, key: str) -> None:
 class Credentials:
     github: Secret | None
     registry: Secret | None
+    # The registry login's user name when its source names one (a Docker
+    # config entry); None: registry.username. `registry_source` says where
+    # the registry's credential came from, for messages (never the value).
+    registry_user: str | None = None
+    registry_source: str = "the configured token"
 
 
 def resolve_credentials(config: Config, environ: Mapping[str, str] | None = None) -> Credentials:
@@ -406,4 +438,59 @@ def resolve_credentials(config: Config, environ: Mapping[str, str] | None = None
         if reg.token_env not in (environ if environ is not None else os.environ):
             raise ConfigError(f"environment variable {reg.token_env} is not set ('registry.token_env')",
                               where=config.source)
-    return Credentials(github=github, registry=registry or github)
+    if registry is not None:
+        where = f"registry.token_file {reg.token_file}" if reg.token_file else f"registry.token_env {reg.token_env}"
+        return Credentials(github=github, registry=registry, registry_source=where)
+    login, where = docker_login(config, environ)
+    if login is not None:
+        return Credentials(github=github, registry=login.secret, registry_user=login.username,
+                           registry_source=where)
+    return Credentials(github=github, registry=github, registry_source="the GitHub token")
+
+
+def docker_config_path(config: Config, environ: Mapping[str, str] | None = None) -> tuple[Path | None, str]:
+    """The Docker config.json to read and the key that named it:
+    `registry.docker_config`, else `$DOCKER_CONFIG/config.json` (the
+    standard variable, a directory), else none."""
+    environ = os.environ if environ is None else environ
+    if config.registry.docker_config is not None:
+        return config.registry.docker_config, "registry.docker_config"
+    directory = environ.get("DOCKER_CONFIG", "").strip()
+    if directory:
+        return Path(directory).expanduser() / "config.json", "environment variable DOCKER_CONFIG"
+    return None, ""
+
+
+def docker_login(config: Config, environ: Mapping[str, str] | None = None):
+    """(DockerLogin | None, where) for the registry's host from the Docker
+    config.json, if one is configured. Credential helpers are not run: one
+    warning says so when the file names one for this host."""
+    path, key = docker_config_path(config, environ)
+    if path is None:
+        return None, ""
+    host = urlsplit(config.registry.url).netloc.lower()
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"the Docker config named by {key} cannot be read: {path}: "
+                          f"{exc.strerror or exc.__class__.__name__}", where=config.source) from None
+    try:
+        found = parse_docker_config(text, host)
+    except ParseError as exc:
+        raise ConfigError(f"the Docker config named by {key} ({path}): {exc.message}",
+                          where=config.source) from None
+    if found.helper:
+        log.warning("docker_config_helper_ignored", file=str(path), host=host, helper=found.helper,
+                    hint="credential helpers are out of scope: "
+                         + ("its `auths` entry is used" if found.login else
+                            "no login for this host from that file; add an `auths` entry or use "
+                            "registry.token_file"))
+    if found.login is None:
+        return None, ""
+    _warn_if_exposed(path, key)
+    token_kind = "identitytoken" if found.login.identity_token else "auth"
+    problem = token_problem(found.login.secret.reveal())
+    if problem:
+        raise ConfigError(f"the Docker config {path} holds a {token_kind} for {host} with {problem}",
+                          where=config.source)
+    return found.login, f"docker config {path} (auths entry for {host}, {token_kind})"

@@ -207,9 +207,9 @@ class GitHubClient:
         self.token = token
         self.cache_lookup = cache_lookup
 
-    def packages_url(self, owner: str, kind: str) -> str:
+    def packages_url(self, owner: str, kind: str, *, per_page: int = PER_PAGE) -> str:
         base = "orgs" if kind == "org" else "users"
-        query = urlencode({"package_type": "container", "per_page": PER_PAGE})
+        query = urlencode({"package_type": "container", "per_page": per_page})
         return f"{self.api}/{base}/{quote(owner, safe='')}/packages?{query}"
 
     def versions_url(self, owner: str, kind: str, package: str) -> str:
@@ -217,6 +217,30 @@ class GitHubClient:
         query = urlencode({"state": "active", "per_page": PER_PAGE})
         return (f"{self.api}/{base}/{quote(owner, safe='')}/packages/container/"
                 f"{quote(package, safe='')}/versions?{query}")
+
+    async def get(self, url: str, *, kind: str) -> Response:
+        """One authenticated GET of the API, no paging and no cache (`check`'s
+        probes, the owner lookup); the caller reads the status."""
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
+        auth = f"Bearer {self.token.reveal()}" if self.token else None
+        return await self.http.request("GET", url, kind=kind, headers=headers, auth=auth, auth_origin=self.api,
+                                       max_bytes=1024 * 1024)
+
+    async def owner_type(self, name: str) -> str | None:
+        """'User' or 'Organization' for an account that exists, None when
+        `GET /users/{name}` answers 404: one cheap request that tells "does
+        not exist" from "this token cannot see it" after a listing's 404."""
+        where = f"account '{name}'"
+        resp = await self.get(f"{self.api}/users/{quote(name, safe='')}", kind="owner")
+        if resp.status == 404:
+            return None
+        check_status(resp, where)
+        try:
+            data = orjson.loads(resp.body)
+        except orjson.JSONDecodeError:
+            raise ParseError("malformed JSON from the GitHub API", where=where) from None
+        kind = data.get("type") if isinstance(data, dict) else None
+        return kind if isinstance(kind, str) else "unknown"
 
     async def packages(self, owner: str, kind: str, *, conditional: bool = True) -> AsyncIterator[Page]:
         async for page in self._pages(self.packages_url(owner, kind), kind="discovery",
@@ -339,6 +363,6 @@ def check_status(resp: Response, what: str) -> None:
         need = f"; the endpoint needs scope {scopes}" if scopes else ""
         raise AuthError(f"forbidden (HTTP 403{_message(resp)}){need}", where=what)
     if resp.status == 404:
-        raise NotFoundError(f"not found (HTTP 404{_message(resp)}); check the owner's name and kind "
-                            f"(org or user) and that the token can see it", where=what)
+        raise NotFoundError(f"not found (HTTP 404{_message(resp)}): it does not exist or this token cannot "
+                            f"see it; check the owner's name and kind (org or user)", where=what)
     raise HttpStatusError(f"unexpected HTTP {resp.status}{_message(resp)}", where=what, status=resp.status)

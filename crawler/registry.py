@@ -1,11 +1,15 @@
 """Registry client for the OCI distribution API (ghcr.io, distribution, Harbor…).
 
-Auth is the token challenge flow (distribution "Token Authentication
-Specification"): a request answered 401 with `WWW-Authenticate: Bearer
-realm=…,service=…` is retried with a token from the realm, fetched with Basic
-credentials or anonymously. Tokens are cached per scope until they expire and
-refreshed once on a 401. The realm/service pair is remembered in the database
-so later runs go straight to the token endpoint.
+Auth follows the registry's challenge (`crawler/auth.py` decides, without
+I/O): a request answered 401 with `WWW-Authenticate: Bearer
+realm=…,service=…` is retried with a token from the realm (distribution
+"Token Authentication Specification"), fetched with Basic credentials or
+anonymously; tokens are cached per scope until they expire and refreshed
+once on a 401, and the realm/service pair is remembered in the database so
+later runs go straight to the token endpoint. A registry answering
+`WWW-Authenticate: Basic` (htpasswd, zot, Artifactory, Nexus) gets the
+login itself on every request, sent to its own origin only; a login it
+rejects ends the run (exit 3).
 
 Credentials are sent to a token realm only when its origin is the registry's,
 the GitHub API's, or listed in `registry.auth_hosts`: a registry must not be
@@ -28,6 +32,7 @@ import orjson
 import structlog
 
 from . import secret
+from .auth import decide, realm_credentials
 from .errors import (AuthError, DigestMismatchError, HttpStatusError, IncompleteListingError, NotFoundError,
                      ParseError)
 from .headers import parse_etag, parse_link, parse_www_authenticate
@@ -72,7 +77,8 @@ class RegistryClient:
                  max_manifest_bytes: int = 4 * 1024 * 1024, max_config_bytes: int = 4 * 1024 * 1024,
                  facts: RegistryFacts | None = None,
                  save_facts: Callable[[RegistryFacts], Awaitable[None]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, credential_source: str = "the configured token"
+                 ) -> None:
         self.http = http
         self.base = base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc.lower()
@@ -93,7 +99,14 @@ class RegistryClient:
         self._probe_lock = asyncio.Lock()
         self._referrers_lock = asyncio.Lock()
         self._open_registry = False  # answered without a challenge: no auth needed
+        self._basic = False          # answered `WWW-Authenticate: Basic`: the login on every request
+        self.credential_source = credential_source
         self.token_fetches = 0
+
+    @property
+    def uses_basic(self) -> bool:
+        """The registry challenged with Basic: the login goes on every request."""
+        return self._basic
 
     @property
     def demands_tokens(self) -> bool:
@@ -123,14 +136,12 @@ class RegistryClient:
         if self.service:
             params["service"] = self.service
         url = f"{self.realm}{'&' if '?' in self.realm else '?'}{urlencode(params)}"
-        auth = None
-        if self.credentials is not None:
-            if origin(self.realm) in self.trusted:
-                auth = self.credentials.basic_auth(self.username)
-            elif not self._warned_realm:
-                self._warned_realm = True
-                log.warning("untrusted_token_realm", realm_host=urlsplit(self.realm).netloc,
-                            hint="credentials not sent; add the host to registry.auth_hosts if it is yours")
+        send, warning = realm_credentials(self.realm, have_credentials=self.credentials is not None,
+                                          trusted=lambda realm: origin(realm) in self.trusted)
+        auth = self.credentials.basic_auth(self.username) if send else None
+        if warning and not self._warned_realm:
+            self._warned_realm = True
+            log.warning("untrusted_token_realm", realm_host=urlsplit(self.realm).netloc, hint=warning)
         where = f"token endpoint {urlsplit(self.realm).netloc} (scope {scope})"
         return await refetch_bad_bodies(lambda: self._token_once(url, auth, where), self.http.counters, where)
 
@@ -171,28 +182,31 @@ class RegistryClient:
             challenges = parse_www_authenticate(", ".join(resp.headers.getall("WWW-Authenticate", [])))
         except ParseError as exc:
             raise AuthError(f"unreadable WWW-Authenticate challenge: {exc.message}", where=where) from None
-        bearer = next((c for c in challenges if c.scheme == "bearer" and c.realm), None)
-        if bearer is None:
-            raise AuthError("registry answered 401 without a Bearer challenge", where=where)
-        realm = bearer.realm
-        if urlsplit(realm).scheme not in ("http", "https"):
-            raise AuthError("token realm is not an http(s) URL", where=where)
-        if (realm, bearer.service) != (self.realm, self.service):
-            self.realm, self.service = realm, bearer.service
+        decision = decide(challenges, have_credentials=self.credentials is not None,
+                          trusted=lambda realm: origin(realm) in self.trusted, where=where)
+        if decision.scheme == "basic":
+            if self._basic:   # already sent the login: the registry refused it
+                raise AuthError(f"the registry rejected the Basic credentials of user {self.username!r} "
+                                f"from {self.credential_source} (HTTP 401{_detail(resp)})", where=where)
+            self._basic = True
+            return
+        realm = decision.realm
+        if (realm, decision.service) != (self.realm, self.service):
+            self.realm, self.service = realm, decision.service
             self._tokens.clear()
             if self._save_facts:
-                await self._save_facts(RegistryFacts(realm=realm, service=bearer.service))
+                await self._save_facts(RegistryFacts(realm=realm, service=decision.service))
 
     async def request(self, method: str, path: str, *, kind: str, scope: str,
                       headers: dict | None = None, max_bytes: int = 1024 * 1024) -> Response:
         """A registry request with the challenge flow and one token refresh."""
         url = self.base + path
         where = f"{self.host}{path.split('?')[0]}"
-        if self.realm is None and not self._open_registry:
+        if self.realm is None and not self._open_registry and not self._basic:
             # Learn the challenge once, with one request, instead of letting
             # every concurrent worker collect its own 401.
             async with self._probe_lock:
-                if self.realm is None and not self._open_registry:
+                if self.realm is None and not self._open_registry and not self._basic:
                     resp = await self._send(method, url, kind, headers, None, max_bytes)
                     if resp.status != 401:
                         self._open_registry = True
@@ -216,6 +230,8 @@ class RegistryClient:
 
     async def _send(self, method, url, kind, headers, token, max_bytes) -> Response:
         auth = f"Bearer {token}" if token else None
+        if auth is None and self._basic and self.credentials is not None:
+            auth = self.credentials.basic_auth(self.username)   # to this origin only (http.py)
         return await self.http.request(method, url, kind=kind, headers=headers, auth=auth,
                                        auth_origin=self.base, max_bytes=max_bytes)
 

@@ -179,6 +179,8 @@ VIEWS = {
     "v_tag_history": "Every span a tag pointed at a digest; last_seen is NULL while it still does.",
     "v_images": "Every version a package holds: kind, platform, parent index, labels, size, tags.",
     "v_labels": "Config labels and manifest annotations by digest.",
+    "v_descriptor_annotations": "Annotations on the descriptors a manifest holds: index entries, layers, "
+                                "config, subject.",
     "v_referrers": "Signatures, attestations, SBOMs and artifacts linked to the digest they describe.",
     "v_sources": "Source repositories of packages (GraphQL stage): archived, visibility, head commit, "
                  "whether the tagged revision is the head.",

@@ -20,6 +20,7 @@ class Listing:
     cache: list[CacheEntry] = field(default_factory=list)
     listed: set[str] = field(default_factory=set)   # every name listed (before --package)
     skipped: list[str] = field(default_factory=list)  # malformed entries left out, one reason each
+    catalog: list[str] | None = None  # every repository a catalog listed (None: not a catalog listing)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ import structlog
 
 from ..config import OwnerConfig
 from ..discovery import Listing, Scope, discover
+from ..discovery.coverage import uncovered, uncovered_message
 from ..errors import AuthError, InventoryError, ParseError, UnreachableError
 from ..model import PackageRef, PackageResult
 from ..secret import redact
@@ -35,7 +36,8 @@ class OwnerPipeline:
 
     def __init__(self, owner: OwnerConfig, *, state: RunState, writer: Writer, clients: Clients,
                  ctx: WorkerContext, registry: str, concurrency: int, only: tuple[str, ...],
-                 report: Callable[[], None]) -> None:
+                 report: Callable[[], None], configured: tuple[OwnerConfig, ...] = (),
+                 report_uncovered: bool = False) -> None:
         self.owner = owner
         self.state = state
         self.writer = writer
@@ -46,6 +48,8 @@ class OwnerPipeline:
         self.scope = Scope(owner.include, owner.exclude, only)
         self.report = report
         self.listing = Listing()
+        self.configured = configured or (owner,)   # every owner of the config: what covers the catalog
+        self.report_uncovered = report_uncovered   # this owner's catalog says what none of them covers
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
 
     async def run(self) -> None:
@@ -148,6 +152,11 @@ class OwnerPipeline:
                                  ParseError(f"entry skipped, so no deletion is concluded this run: {reason}"))
         state.economy.discovery_pages += listing.pages
         state.economy.scopes += listing.tokens
+        if self.report_uncovered and listing.catalog:
+            missed = uncovered(self.configured, listing.catalog)
+            if missed:
+                await record_problem(state, self.writer, self.owner.name, None, "UncoveredRepositories",
+                                     uncovered_message(missed), event="uncovered_repositories")
         if listing.cache:
             await self.writer.save_cache(listing.cache)
         if listing.complete and not state.stopping and not self.scope.only:

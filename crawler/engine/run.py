@@ -152,12 +152,16 @@ class Run:
         clients = Clients(self.config, self.creds, self.http, self.clocks, facts=facts,
                           reader=self.store.reader, save_facts=save_facts)
         ctx = WorkerContext(self.state, self.store.reader, clients.registry, clients.github, self.config.crawl)
-        for owner in self.owners():
+        owners = self.owners()
+        # One catalog is one registry: its first owner reports what no configured owner covers.
+        first_catalog = next((o for o in owners if o.discovery == "catalog"), None)
+        for owner in owners:
             if self.state.stopping:
                 break
             await OwnerPipeline(owner, state=self.state, writer=self.writer, clients=clients, ctx=ctx,
                                 registry=self.registry, concurrency=self.config.crawl.concurrency,
-                                only=self.options.packages, report=self._report).run()
+                                only=self.options.packages, report=self._report,
+                                configured=self.config.owners, report_uncovered=owner is first_catalog).run()
             await self._checkpoint()
         await self._enrich(clients)
 

@@ -48,23 +48,35 @@ def http_client(config: Config, clocks: Clocks) -> HttpClient:
                       insecure_hosts=frozenset(insecure), sleep=clocks.sleep, clock=clocks.clock)
 
 
+def trusted_origins(config: Config) -> set[tuple]:
+    """Origins a token realm may be on and still get the registry's credentials
+    (besides the registry's own): the GitHub API's and `registry.auth_hosts`."""
+    gh, reg = config.github, config.registry
+    return {origin(gh.api_url)} | {origin(h if "://" in h else f"https://{h}") for h in reg.auth_hosts}
+
+
+def registry_client(config: Config, creds: Credentials, http: HttpClient, clocks: Clocks, *,
+                    facts: RegistryFacts | None = None,
+                    save_facts: Callable[[RegistryFacts], Awaitable[None]] | None = None) -> RegistryClient:
+    reg = config.registry
+    return RegistryClient(
+        http, reg.url, credentials=creds.registry, username=creds.registry_user or reg.username,
+        credential_source=creds.registry_source, trusted_origins=trusted_origins(config),
+        max_manifest_bytes=config.crawl.max_manifest_bytes, max_config_bytes=config.crawl.max_config_bytes,
+        facts=facts, save_facts=save_facts, clock=clocks.clock)
+
+
 class Clients:
     """The registry, REST and (lazily) GraphQL clients of one run."""
 
     def __init__(self, config: Config, creds: Credentials, http: HttpClient, clocks: Clocks, *,
                  facts: RegistryFacts | None, reader: StoreReader,
                  save_facts: Callable[[RegistryFacts], Awaitable[None]]) -> None:
-        gh, reg = config.github, config.registry
         self.http = http
         self._config = config
         self._creds = creds
-        trusted = {origin(gh.api_url)} | {origin(h if "://" in h else f"https://{h}") for h in reg.auth_hosts}
-        self.registry = RegistryClient(
-            http, reg.url, credentials=creds.registry, username=reg.username, trusted_origins=trusted,
-            max_manifest_bytes=config.crawl.max_manifest_bytes,
-            max_config_bytes=config.crawl.max_config_bytes, facts=facts, save_facts=save_facts,
-            clock=clocks.clock)
-        self.github = GitHubClient(http, gh.api_url, creds.github, cache_lookup=reader.cache_lookup)
+        self.registry = registry_client(config, creds, http, clocks, facts=facts, save_facts=save_facts)
+        self.github = GitHubClient(http, config.github.api_url, creds.github, cache_lookup=reader.cache_lookup)
         self._graphql: GraphQLClient | None = None
 
     def graphql(self) -> GraphQLClient | None:

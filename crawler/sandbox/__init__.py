@@ -4,6 +4,7 @@ Used by the tests, ``ghcr-inventory demo`` and the benchmark. Modules, one role 
 
 - ``world``     — ``World``: everything started on a background loop, sync facade
 - ``registry``  — run distribution 2.8 (``docker-registry``) with token auth
+- ``basic``     — a second distribution with htpasswd (Basic) auth, repositories at any path
 - ``tokens``    — signing key, certificate bundle, registry JWTs
 - ``state``     — the GitHub-side data model (owners, repos, packages, tokens)
 - ``emulator``  — REST packages API, GraphQL, ``/token`` (aiohttp)

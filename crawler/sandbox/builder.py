@@ -225,6 +225,7 @@ class Builder:
         format: str = "oci",  # noqa: A002
         platforms: Iterable[str | Platform] = ("linux/amd64", "linux/arm64"),
         attestations: bool = False,
+        child_annotations: Mapping[str, Mapping[str, str]] | None = None,
         layers: int = 1,
         layer_size: int = 256,
         labels: Mapping[str, str] | None = None,
@@ -245,6 +246,8 @@ class Builder:
         attestation manifest per platform (OCI only): platform
         ``unknown/unknown``, annotations ``vnd.docker.reference.type:
         attestation-manifest`` and ``vnd.docker.reference.digest: <child>``.
+        ``child_annotations`` maps a platform ("linux/arm64") to annotations
+        on that index entry, as ``buildah manifest annotate`` writes them.
         """
         if format not in ("oci", "docker"):
             raise ValueError("format must be 'oci' or 'docker'")
@@ -268,6 +271,8 @@ class Builder:
         for child in children:
             entry: dict = {"mediaType": child.media_type, "digest": child.digest, "size": child.size}
             entry["platform"] = (child.platform or Platform("unknown", "unknown")).as_json()
+            if child.kind != "attestation" and (child_annotations or {}).get(str(child.platform)):
+                entry["annotations"] = dict(child_annotations[str(child.platform)])
             if child.kind == "attestation":
                 entry["annotations"] = {
                     "vnd.docker.reference.digest": child.subject,

@@ -50,6 +50,10 @@ RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 SECONDARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 INTERNAL_HEADER = "X-Sandbox-Internal"  # marks the builder's own token requests
 
+_USER_ROUTE = re.compile(r"^/users/(?P<user>[^/]+)$")
+SSO_MESSAGE = ("Resource protected by organization SAML enforcement. You must grant your Personal Access token "
+               "access to this organization.")
+FINE_GRAINED_MESSAGE = "Resource not accessible by personal access token"
 _PACKAGES_ROUTE = re.compile(
     r"^(?:/orgs/(?P<org>[^/]+)|/organizations/(?P<org_id>\d+)|/users/(?P<user>[^/]+)|/user/(?P<user_id>\d+)|/user)"
     r"/packages(?:/(?P<type>[^/]+)/(?P<name>[^/]+)(?P<versions>/versions(?:/(?P<vid>[^/]+))?)?)?$"
@@ -231,6 +235,8 @@ class Emulator:
             response = await self._graphql(request)
         elif path == "/rate_limit" and request.method == "GET":
             response = self._rate_limit(request)
+        elif _USER_ROUTE.match(path) and request.method == "GET":
+            response = self._user(request, unquote(_USER_ROUTE.match(path)["user"]))
         else:
             response = self._rest(request, path)
         if request.headers.get(INTERNAL_HEADER) != "builder":
@@ -276,7 +282,8 @@ class Emulator:
         token = self.state.token(value)
         if token is None:
             return self._served(request, template, 401, render.error_json("Bad credentials", "https://docs.github.com/rest", 401), headers)
-        headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
+        if token.reports_scopes:  # fine-grained, app and Actions tokens have permissions, not scopes
+            headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
         headers["x-accepted-oauth-scopes"] = "read:packages"
         budget = token.rest
         budget.refresh(self.state.wall())
@@ -292,7 +299,8 @@ class Emulator:
         try:
             if match is None or request.method != "GET":
                 raise _Reply(404, render.error_json("Not Found", "https://docs.github.com/rest", 404))
-            if not token.has_scope("read:packages"):
+            self._refuse_by_token_kind(match, token, _docs_anchor(match))
+            if token.reports_scopes and not token.has_scope("read:packages"):
                 raise _Reply(403, render.error_json("You need at least read:packages scope to list packages.", doc, 403))
             status, body, extra = self._packages(request, match, token)
         except _Reply as reply:
@@ -313,6 +321,21 @@ class Emulator:
         budget.charge(1)
         headers.update(self._rate_headers(token, "core"))
         return self._served(request, template, status, body, headers, data)
+
+    @staticmethod
+    def _refuse_by_token_kind(match: re.Match, token: Token, docs: str) -> None:
+        """What GitHub answers the packages API for tokens it does not serve
+        there (docs/architecture.md "Facts"): an org enforcing SAML SSO the token is not
+        authorized for (403 + ``X-GitHub-SSO``), a fine-grained PAT (403), an
+        Actions ``GITHUB_TOKEN`` listing an org's packages (400 "Invalid argument")."""
+        org = unquote(match["org"]) if match["org"] else None
+        if org is not None and org.lower() in token.sso_blocked:
+            url = f"https://github.com/orgs/{org}/sso?authorization_request=SANDBOX{token.user_id}"
+            raise _Reply(403, render.error_json(SSO_MESSAGE, docs, 403), {"X-GitHub-SSO": f"required; url={url}"})
+        if token.kind == "fine_grained":
+            raise _Reply(403, render.error_json(FINE_GRAINED_MESSAGE, docs, 403))
+        if token.kind == "actions" and org is not None and match["type"] is None:
+            raise _Reply(400, render.error_json("Invalid argument", docs, 400))
 
     def _served(self, request, template, status, body, headers, data: bytes | None = None) -> web.Response:
         if self.validate and template is not None:
@@ -400,8 +423,34 @@ class Emulator:
             return {"limit": b.limit, "used": b.used, "remaining": b.remaining, "reset": int(b.reset_at)}
 
         headers.update(self._rate_headers(token, "core"))
-        body = {"resources": {"core": res(token.rest), "graphql": res(token.graphql)}, "rate": res(token.rest)}
+        if token.reports_scopes:
+            headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
+        search = {"limit": 30, "used": 0, "remaining": 30, "reset": int(now) + 60}
+        body = {"resources": {"core": res(token.rest), "graphql": res(token.graphql), "search": search},
+                "rate": res(token.rest)}
+        if self.validate:
+            self.violations.extend(validate_body("/rate_limit", "get", 200, body))
         return self._json(200, body, headers)
+
+    def _user(self, request: web.Request, login: str) -> web.Response:
+        """``GET /users/{username}``: 200 for an existing user or org (public
+        profile), 404 otherwise; anonymous works too; charged like any REST call."""
+        headers = self._common_headers()
+        token = self.state.token(bearer_token(request.headers.get("Authorization")))
+        if token is not None:
+            token.rest.refresh(self.state.wall())
+            token.rest.charge(1)
+            headers.update(self._rate_headers(token, "core"))
+            if token.reports_scopes:
+                headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
+        owner = self.state.owner(login)
+        if owner is None:
+            status, body = 404, render.error_json("Not Found", "https://docs.github.com/rest/users/users#get-a-user", 404)
+        else:
+            status, body = 200, render.user_json(owner, f"{request.scheme}://{request.host}")
+        if self.validate:
+            self.violations.extend(validate_body("/users/{username}", "get", status, body))
+        return self._json(status, body, headers)
 
     # -- GraphQL -------------------------------------------------------------------
 
@@ -435,7 +484,8 @@ class Emulator:
         errors = tuple(e.get("message", "") for e in body.get("errors", ()))
         self.graphql_log.append(graphql_api.GraphQLCall(query, variables, operation_name, token.login, errors))
         token.graphql.refresh(self.state.wall())
-        headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
+        if token.reports_scopes:
+            headers["x-oauth-scopes"] = ", ".join(sorted(token.scopes))
         headers.update(self._rate_headers(token, "graphql"))
         return self._json(200, body, headers)
 
@@ -471,6 +521,8 @@ class Emulator:
         return self.signer.issue(subject, list(granted), ttl_s=self.token_ttl_s, now=self.state.wall(), audience=service)
 
     def _grant(self, token: Token | None, scope: str) -> list[Access]:
+        if token is not None and token.kind == "fine_grained":
+            token = None  # ghcr supports only classic PATs: a fine-grained one pulls what anonymous can
         parts = scope.split(":")
         if len(parts) < 3:
             return []

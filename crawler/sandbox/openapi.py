@@ -22,6 +22,8 @@ from importlib import resources
 from urllib.parse import urlparse
 
 SPEC_FILE = "github-rest-packages.openapi.json"
+# More paths of the same document, vendored apart (reference/README.md).
+EXTRA_SPEC_FILES = ("github-rest-users-ratelimit.openapi.json",)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,10 @@ def _patch_internal_visibility(node) -> None:
 
 @functools.cache
 def _spec() -> dict:
-    return json.loads(reference_text(SPEC_FILE))
+    spec = json.loads(reference_text(SPEC_FILE))
+    for name in EXTRA_SPEC_FILES:
+        spec["paths"].update(json.loads(reference_text(name))["paths"])
+    return spec
 
 
 @functools.cache

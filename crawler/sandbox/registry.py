@@ -57,8 +57,18 @@ class TokenAuth:
     rootcertbundle: Path
 
 
+@dataclass(frozen=True)
+class HtpasswdAuth:
+    """distribution's ``auth.htpasswd``: Basic auth against a file of bcrypt hashes
+    (the only format it accepts); its 401 carries ``WWW-Authenticate: Basic realm=…``."""
+
+    realm: str
+    path: Path
+
+
 def registry_config(
-    *, port: int, storage: Path, auth: TokenAuth | None, log_level: str = "info", access_log: bool = True
+    *, port: int, storage: Path, auth: TokenAuth | HtpasswdAuth | None, log_level: str = "info",
+    access_log: bool = True
 ) -> dict:
     """The registry's config as a dict (pure)."""
     config: dict = {
@@ -80,7 +90,9 @@ def registry_config(
         # (foreign / non-distributable layers) is refused (distribution#2795).
         "validation": {"manifests": {"urls": {"allow": ["^https?://"]}}},
     }
-    if auth is not None:
+    if isinstance(auth, HtpasswdAuth):
+        config["auth"] = {"htpasswd": {"realm": auth.realm, "path": str(auth.path)}}
+    elif auth is not None:
         config["auth"] = {
             "token": {
                 "realm": auth.realm,
@@ -96,7 +108,8 @@ class RegistryProcess:
     """One ``docker-registry serve`` child process with its storage and log."""
 
     def __init__(
-        self, workdir: Path, *, auth: TokenAuth | None, binary: str = REGISTRY_BINARY, log_level: str = "info"
+        self, workdir: Path, *, auth: TokenAuth | HtpasswdAuth | None, binary: str = REGISTRY_BINARY,
+        log_level: str = "info"
     ) -> None:
         self.workdir = Path(workdir)
         self.auth = auth

@@ -45,6 +45,29 @@ def owner_json(owner: Owner, api: str) -> dict:
     }
 
 
+def user_json(owner: Owner, api: str) -> dict:
+    """``GET /users/{username}`` as GitHub answers it for someone else's account
+    (the "Public User" shape; an org answers the same with ``type: Organization``)."""
+    stamp = iso(owner.created_at)
+    return {
+        **owner_json(owner, api),
+        "name": owner.name,
+        "company": None,
+        "blog": "",
+        "location": None,
+        "email": None,
+        "hireable": None,
+        "bio": None,
+        "twitter_username": None,
+        "public_repos": 0,
+        "public_gists": 0,
+        "followers": 0,
+        "following": 0,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
 _REPO_TEMPLATES = {
     "archive_url": "/{archive_format}{/ref}",
     "assignees_url": "/assignees{/user}",

@@ -223,7 +223,9 @@ def build_sample_org(world, owner: str = "acme") -> SampleOrg:
 
     # 15-18, 20, 22. plain images and indexes.
     b.push_image(o, "cli", tags=["latest", "0.1.0"], description="Acme command line", licenses="Apache-2.0")
-    b.push_index(o, "db-migrations", tags=["latest"], platforms=["linux/amd64", "linux/arm64"])
+    b.push_index(o, "db-migrations", tags=["latest"], platforms=["linux/amd64", "linux/arm64"],
+                 child_annotations={"linux/arm64": {"org.opencontainers.image.description": "Graviton build",
+                                                    "com.acme.tested": "false"}})
     b.push_image(o, "docs", tags=["latest"], format="docker", repository=f"{o}/webapp")
     b.push_image(o, "sidecar", tags=["latest", "stable"], format="docker")
     b.push_index(

@@ -177,6 +177,9 @@ class Budget:
         self.used += cost
 
 
+TOKEN_KINDS = ("classic", "fine_grained", "actions", "app", "oauth", "user_to_server")
+
+
 @dataclass
 class Token:
     value: str
@@ -186,6 +189,17 @@ class Token:
     rest: Budget
     graphql: Budget
     user_id: int = 0
+    # What issued it (GitHub's prefixes): classic ghp_, fine_grained github_pat_,
+    # actions ghs_ (GITHUB_TOKEN), app ghs_ (installation), oauth gho_, user_to_server ghu_.
+    kind: str = "classic"
+    # SAML SSO-enforced orgs this token is not authorized for: their REST
+    # endpoints answer 403 with X-GitHub-SSO: required; url=…
+    sso_blocked: frozenset[str] = frozenset()
+
+    @property
+    def reports_scopes(self) -> bool:
+        """Classic PATs and OAuth tokens carry scopes (X-OAuth-Scopes); the others have permissions."""
+        return self.kind in ("classic", "oauth")
 
     def has_scope(self, scope: str) -> bool:
         if scope in self.scopes:
@@ -487,9 +501,13 @@ class WorldState:
         rate_limit: int = 5000,
         graphql_limit: int = 5000,
         window_s: float = 3600.0,
+        kind: str = "classic",
+        sso_blocked: Iterable[str] = (),
     ) -> Token:
         if value in self.tokens:
             raise StateError("token exists")
+        if kind not in TOKEN_KINDS:
+            raise StateError(f"token kind must be one of {TOKEN_KINDS}, not {kind!r}")
         user = self.owner(login)
         token = Token(
             value=value,
@@ -499,6 +517,8 @@ class WorldState:
             rest=Budget(rate_limit, window_s=window_s),
             graphql=Budget(graphql_limit, window_s=window_s),
             user_id=user.id if user else 1_000_000 + len(self.tokens),
+            kind=kind,
+            sso_blocked=frozenset(o.lower() for o in sso_blocked),
         )
         self.tokens[value] = token
         return token

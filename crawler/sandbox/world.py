@@ -63,9 +63,15 @@ _BUILDER_METHODS = frozenset(
 )
 
 
-def fake_token(seed: str) -> str:
-    """A PAT-looking sandbox token (``ghp_`` + 36 chars); worthless outside the world."""
-    return "ghp_" + hashlib.sha256(f"sandbox:{seed}".encode()).hexdigest()[:36]
+# GitHub's token prefixes by kind (github.blog 2021-04-05 "Behind GitHub's new
+# authentication token formats"; fine-grained PATs 2022).
+TOKEN_PREFIXES = {"classic": "ghp_", "fine_grained": "github_pat_", "actions": "ghs_", "app": "ghs_",
+                  "oauth": "gho_", "user_to_server": "ghu_"}
+
+
+def fake_token(seed: str, kind: str = "classic") -> str:
+    """A sandbox token shaped like GitHub's of that kind (``ghp_`` + 36 chars…); worthless outside the world."""
+    return TOKEN_PREFIXES[kind] + hashlib.sha256(f"sandbox:{seed}".encode()).hexdigest()[:36]
 
 
 class SyncBuilder:
@@ -165,6 +171,7 @@ class World:
         self._thread: threading.Thread | None = None
         self._owner_counter = itertools.count(1)
         self._started = False
+        self._basic: list = []  # BasicRegistry instances started by basic_registry()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -262,6 +269,11 @@ class World:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     async def _astop(self) -> None:
+        for basic in self._basic:
+            try:
+                await basic.stop()
+            except Exception:  # noqa: BLE001 - keep tearing down the rest
+                pass
         for closer in (
             self._builder.close if self._builder else None,
             self.api_proxy.stop if self.api_proxy else None,
@@ -361,20 +373,45 @@ class World:
         rate_limit: int = 5000,
         graphql_limit: int = 5000,
         window_s: float = 3600.0,
+        kind: str = "classic",
+        sso_blocked: tuple[str, ...] | list[str] = (),
     ) -> str:
-        """Register a GitHub token; ``owners`` limits whose private packages it reads (None = all)."""
+        """Register a GitHub token; ``owners`` limits whose private packages it reads (None = all).
+
+        ``kind`` (classic, fine_grained, actions, app, oauth, user_to_server) picks
+        the prefix and how the emulator treats it (fine-grained PATs refused by
+        the packages API, an Actions ``GITHUB_TOKEN`` answered 400 on org
+        listings, scopes reported only for classic/OAuth); ``sso_blocked``
+        names SAML SSO orgs the token is not authorized for.
+        """
         number = next(self._owner_counter)
-        value = value or fake_token(f"{self.seed}:extra:{number}")
+        value = value or fake_token(f"{self.seed}:extra:{number}", kind)
         login = login or f"bot-{number}"
 
         def add() -> Token:
             return self.state.add_token(
                 value, login, scopes=scopes, owners=owners, rate_limit=rate_limit, graphql_limit=graphql_limit,
-                window_s=window_s,
+                window_s=window_s, kind=kind, sso_blocked=sso_blocked,
             )
 
         self.call(add)
         return value
+
+    def basic_registry(self, users: dict[str, str] | None = None):
+        """Start another real registry with htpasswd (Basic) auth and no GitHub side
+        (``crawler.sandbox.basic``); stopped with the world. Push to any path::
+
+            reg = world.basic_registry({"ci": "s3cret"})
+            reg.push_image("alpine", tags=["3.20"])
+        """
+        from .basic import BasicRegistry, SyncBasicRegistry
+
+        number = len(self._basic) + 1
+        registry = BasicRegistry(self.dir / f"basic-registry-{number}", users or {"ci": "s3cret"},
+                                 log_level=self.registry_log_level)
+        self.call(registry.start)
+        self._basic.append(registry)
+        return SyncBasicRegistry(registry, self.call)
 
     def new_owner(self, prefix: str = "org", kind: str = "org") -> str:
         """A fresh, empty owner with a unique login (for tests that mutate)."""

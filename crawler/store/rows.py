@@ -51,6 +51,25 @@ def layer_rows(m: ImageManifest) -> list[tuple]:
             for pos, layer in enumerate(m.layers)]
 
 
+DESCRIPTOR_ROLES = ("child", "layer", "config", "subject")
+
+
+def descriptor_annotation_rows(m: ImageManifest | ImageIndex) -> list[tuple]:
+    """(manifest_digest, role, position, key, value) for every annotation
+    on a descriptor the manifest holds: index entries (`buildah manifest
+    annotate`), layers, the config and the subject (OCI image-spec
+    descriptor.md allows annotations on every descriptor). The manifest's
+    own annotations stay in `annotations`; position is the entry's index in
+    `manifests` or `layers`, 0 for the config and the subject."""
+    if isinstance(m, ImageIndex):
+        described = [("child", pos, d) for pos, d in enumerate(m.manifests)]
+    else:
+        described = [("layer", pos, d) for pos, d in enumerate(m.layers)] + [("config", 0, m.config)]
+    if m.subject is not None:
+        described.append(("subject", 0, m.subject))
+    return [(m.digest, role, pos, key, value) for role, pos, d in described for key, value in d.annotations]
+
+
 def config_row(c: ImageConfig) -> tuple:
     return (c.digest, c.os, c.architecture, c.variant, c.os_version, c.created)
 

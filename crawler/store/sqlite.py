@@ -29,7 +29,8 @@ from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from .protocol import Applied, RepositoryRow, RunRecord
-from .rows import MANIFEST_COLUMNS, children_rows, config_row, diff_tags, layer_rows, manifest_row
+from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, layer_rows,
+                   manifest_row)
 
 log = structlog.get_logger("crawler.store")
 
@@ -550,6 +551,7 @@ async def _write_content(db, result: PackageResult, now: str, applied: Applied) 
         "manifest_children": [r for m in result.manifests if isinstance(m, ImageIndex) for r in children_rows(m)],
         "layers": [r for m in result.manifests if isinstance(m, ImageManifest) for r in layer_rows(m)],
         "annotations": [(m.digest, k, v) for m in result.manifests for k, v in m.annotations],
+        "descriptor_annotations": [r for m in result.manifests for r in descriptor_annotation_rows(m)],
         "config_labels": [(c.digest, k, v) for c in result.configs for k, v in c.labels],
     }
     await db.executemany("INSERT INTO configs (digest, os, architecture, variant, os_version, created, "
@@ -579,6 +581,8 @@ async def _repair_content(db, result: PackageResult, now: str, applied: Applied)
             await _repair_rows(db, "layers", layer_rows(m), m.digest, "manifest_digest", applied)
         annotations = [(m.digest, k, v) for k, v in m.annotations]
         await _repair_rows(db, "annotations", annotations, m.digest, "digest", applied)
+        await _repair_rows(db, "descriptor_annotations", descriptor_annotation_rows(m), m.digest,
+                           "manifest_digest", applied)
 
 
 async def _repair_config(db, c: ImageConfig, now: str, applied: Applied) -> None:

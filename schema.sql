@@ -234,6 +234,66 @@ CREATE TABLE IF NOT EXISTS run_errors (
 );
 CREATE INDEX IF NOT EXISTS run_errors_run ON run_errors (run_id);
 
+-- Listings that did not end complete, as the last attempt left them: a row
+-- while the last sync of a package failed (its stored rows may be older than
+-- what the registry holds) or, with package = '', while the owner's last
+-- packages listing failed or skipped entries. The package's next commit (or
+-- the owner's next complete listing) deletes the row. plan-cleanup proposes
+-- nothing in such a package (nothing is concluded from an incomplete listing).
+CREATE TABLE IF NOT EXISTS incomplete_listings (
+    owner_id INTEGER NOT NULL REFERENCES owners (id),
+    package  TEXT NOT NULL,                 -- '' = the owner's packages listing
+    run_id   INTEGER NOT NULL,
+    kind     TEXT NOT NULL,                 -- error class, as in run_errors
+    message  TEXT NOT NULL,
+    at       TEXT NOT NULL,
+    PRIMARY KEY (owner_id, package)
+);
+
+-- GitHub's attestations API (POST /orgs|users/{owner}/attestations/bulk-list),
+-- asked per owner and subject digest. coverage: listed (GitHub answered with
+-- attestations), none (GitHub answered, complete, with none), unknown (the
+-- token cannot read attestations, or the answer was cut short): unknown is
+-- never taken for none, and is asked again next run.
+CREATE TABLE IF NOT EXISTS attestation_checks (
+    owner_id   INTEGER NOT NULL REFERENCES owners (id),
+    digest     TEXT NOT NULL,
+    coverage   TEXT NOT NULL,               -- listed | none | unknown
+    checked_at TEXT NOT NULL,
+    reason     TEXT,                        -- why unknown
+    PRIMARY KEY (owner_id, digest)
+);
+
+-- One row per Sigstore bundle GitHub listed for a subject digest. Signer
+-- facts come from the bundle's certificate (SAN = the signing workflow;
+-- Fulcio extensions 1.3.6.1.4.1.57264.1.12/.14/.13 = source repository, ref,
+-- commit), the predicate type from the DSSE envelope's in-toto statement.
+-- verified = 1 only when the signature, certificate chain and signing time
+-- were checked against the trusted root the config names
+-- ([attestations] trusted_root); verify_error says why not, NULL when no
+-- trusted root was given.
+CREATE TABLE IF NOT EXISTS attestations (
+    owner_id          INTEGER NOT NULL REFERENCES owners (id),
+    digest            TEXT NOT NULL,        -- the subject digest asked about
+    bundle_digest     TEXT NOT NULL,        -- sha256 of the bundle (canonical JSON)
+    media_type        TEXT,                 -- the bundle's mediaType
+    predicate_type    TEXT,
+    repository_id     INTEGER,              -- GitHub's id of the attesting repository
+    bundle_url        TEXT,
+    signer_workflow   TEXT,
+    signer_repository TEXT,
+    signer_ref        TEXT,
+    signer_commit     TEXT,
+    signer_issuer     TEXT,
+    signed_at         TEXT,                 -- the transparency log's integrated time
+    verified          INTEGER NOT NULL DEFAULT 0,
+    verify_error      TEXT,
+    bundle            BLOB,                 -- the bundle as listed (JSON)
+    fetched_at        TEXT NOT NULL,
+    PRIMARY KEY (owner_id, digest, bundle_digest)
+);
+CREATE INDEX IF NOT EXISTS attestations_digest ON attestations (digest);
+
 -- ---------------------------------------------------------------------------
 -- Stable views (the documented query surface)
 -- ---------------------------------------------------------------------------

@@ -86,6 +86,20 @@ class CrawlConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AttestationsConfig:
+    # After enrichment, ask GitHub's attestations API (bulk-list, 1,024
+    # digests a request) about the image digests of GitHub owners: each digest
+    # once, and again while it is younger than recheck_within_s, at most every
+    # recheck_interval_s (attestations may be added after a push).
+    enabled: bool = True
+    recheck_within_s: float = 7 * 86400.0
+    recheck_interval_s: float = 86400.0
+    # A Sigstore trusted root (`gh attestation trusted-root > FILE`); without
+    # one nothing is called verified.
+    trusted_root: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OwnerConfig:
     name: str
     kind: str = "org"
@@ -103,6 +117,7 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     owners: tuple[OwnerConfig, ...] = ()
+    attestations: AttestationsConfig = field(default_factory=AttestationsConfig)
 
     def owner(self, name: str) -> OwnerConfig | None:
         return next((o for o in self.owners if o.name.lower() == name.lower()), None)
@@ -115,8 +130,9 @@ _SECTIONS: dict[str, type] = {
     "github": GitHubConfig,
     "registry": RegistryConfig,
     "crawl": CrawlConfig,
+    "attestations": AttestationsConfig,
 }
-_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file"}
+_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file", "attestations.trusted_root"}
 
 
 def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
@@ -280,6 +296,9 @@ def _check_semantics(config: Config) -> None:
                           where=source)
     if config.github.enrich_interval_s < 0:
         raise ConfigError("'github.enrich_interval_s' must not be negative", where=source)
+    for key in ("recheck_within_s", "recheck_interval_s"):
+        if getattr(config.attestations, key) < 0:
+            raise ConfigError(f"'attestations.{key}' must not be negative", where=source)
     if crawl.tag_source not in ("auto", "versions", "registry"):
         raise ConfigError("'crawl.tag_source' must be auto, versions or registry", where=source)
     _check_url(config.github.api_url, "github.api_url", config.github.insecure, source)

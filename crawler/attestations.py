@@ -96,7 +96,8 @@ def parse_bulk_page(body: bytes, *, where: str = "attestations") -> BulkPage:
         raise ParseError("malformed JSON from the attestations API", where=where) from None
     if not isinstance(data, dict):
         raise ParseError(f"expected a JSON object, got {type(data).__name__}", where=where)
-    mapping = data.get("attestations_subject_digests") or {}
+    mapping = data.get("attestations_subject_digests")
+    mapping = {} if mapping is None else mapping
     if not isinstance(mapping, dict):
         raise ParseError("'attestations_subject_digests' is not an object", where=where)
     found: dict[str, tuple[Listed, ...]] = {}

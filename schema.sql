@@ -978,6 +978,15 @@ JOIN packages p ON p.id = n.package_id
 JOIN owners o ON o.id = p.owner_id
 WHERE prev.digest <> n.digest;
 
+-- v_incomplete_listings(owner, package, run_id, kind, message, at): the
+-- packages (package '' = the owner's packages listing) whose last listing
+-- did not end complete (table incomplete_listings): what is stored for them
+-- may be older than the registry; plan-cleanup refuses them.
+CREATE VIEW v_incomplete_listings AS
+SELECT o.name AS owner, i.package, i.run_id, i.kind, i.message, i.at
+FROM incomplete_listings i
+JOIN owners o ON o.id = i.owner_id;
+
 -- v_broken_indexes(owner, package, digest, tags, position, child_digest,
 -- platform, reference_type): one row per child an index of a live package
 -- lists but the registry does not have (it answered 404 when the index was

@@ -38,7 +38,7 @@ from .config import Config
 from .errors import (AuthError, ConfigError, IncompleteListingError, InventoryError, NotFoundError, PackageError,
                      ParseError, UnreachableError)
 from .github import API_VERSION, check_status
-from .http import HttpClient
+from .http import HttpClient, refetch_bad_bodies
 from .oci.bundle import Bundle, parse_bundle
 from .oci.verify import TrustedRoot, parse_trusted_root, verify_bundle
 from .secret import Secret
@@ -203,15 +203,10 @@ class AttestationsClient:
         found: dict[str, list[Listed]] = {}
         cursor, seen = None, set()
         for _ in range(MAX_PAGES):
-            count_request()
+            count_request()    # once per page: a refetch of a garbled body is not needed work
             query = {"per_page": PER_PAGE, **({"after": cursor} if cursor else {})}
-            resp = await self.http.request(
-                "POST", f"{url}?{urlencode(query)}", kind="attestations", body=body,
-                headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
-                         "Content-Type": "application/json"},
-                auth=f"Bearer {self.token.reveal()}", auth_origin=self.api, max_bytes=64 * 1024 * 1024)
-            _check(resp, what)
-            page = parse_bulk_page(resp.body, where=what)
+            page = await refetch_bad_bodies(lambda: self._page(f"{url}?{urlencode(query)}", body, what),
+                                            self.http.counters, what)
             for digest, items in page.found.items():
                 found.setdefault(digest, []).extend(items)
             if not page.has_next:
@@ -222,6 +217,16 @@ class AttestationsClient:
             seen.add(page.next_cursor)
             cursor = page.next_cursor
         raise IncompleteListingError(f"more than {MAX_PAGES} pages; nothing concluded", where=what)
+
+
+    async def _page(self, url: str, body: bytes, what: str) -> BulkPage:
+        resp = await self.http.request(
+            "POST", url, kind="attestations", body=body,
+            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
+                     "Content-Type": "application/json"},
+            auth=f"Bearer {self.token.reveal()}", auth_origin=self.api, max_bytes=64 * 1024 * 1024)
+        _check(resp, what)
+        return parse_bulk_page(resp.body, where=what)
 
 
 def _check(resp, what: str) -> None:

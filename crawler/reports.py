@@ -216,6 +216,8 @@ VIEWS = {
     "v_platforms": "Platforms offered by each package's tagged images.",
     "v_package_sizes": "What each package stores: distinct blob bytes over all its versions.",
     "v_tag_moves": "Every time a tag moved to another digest.",
+    "v_incomplete_listings": "Packages (or owners' listings) whose last listing did not end complete; "
+                             "plan-cleanup refuses them.",
     "v_broken_indexes": "Children a multi-arch index lists that the registry no longer has (404).",
     "v_summary": "One row: owners, packages, tags, images, signed %, orphans, reclaimable bytes, last sync.",
 }

@@ -39,7 +39,7 @@ from .errors import (AuthError, ConfigError, IncompleteListingError, InventoryEr
                      ParseError, UnreachableError)
 from .github import API_VERSION, check_status
 from .http import HttpClient, refetch_bad_bodies
-from .oci.bundle import Bundle, parse_bundle
+from .oci.bundle import Bundle, load_object, parse_bundle
 from .oci.verify import TrustedRoot, parse_trusted_root, verify_bundle
 from .secret import Secret
 from .store import AttestationRow, DueDigests
@@ -90,12 +90,7 @@ class AttestationReport:
 
 def parse_bulk_page(body: bytes, *, where: str = "attestations") -> BulkPage:
     """One bulk-list answer page, or ParseError."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ParseError("malformed JSON from the attestations API", where=where) from None
-    if not isinstance(data, dict):
-        raise ParseError(f"expected a JSON object, got {type(data).__name__}", where=where)
+    data = load_object(body, where, "JSON from the attestations API")
     mapping = data.get("attestations_subject_digests")
     mapping = {} if mapping is None else mapping
     if not isinstance(mapping, dict):

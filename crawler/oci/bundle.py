@@ -31,7 +31,8 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from ..errors import ParseError
 
-__all__ = ["Bundle", "Signer", "Statement", "TlogEntry", "pae", "parse_bundle", "INTOTO_PAYLOAD_TYPE"]
+__all__ = ["Bundle", "Signer", "Statement", "TlogEntry", "load_object", "pae", "parse_bundle",
+           "INTOTO_PAYLOAD_TYPE"]
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 _FULCIO = "1.3.6.1.4.1.57264.1."
@@ -252,10 +253,15 @@ def _load(data: bytes | dict, where: str) -> dict:
         return data
     if len(data) > _MAX_BUNDLE:
         raise ParseError(f"more than {_MAX_BUNDLE} bytes", where=where)
+    return load_object(data, where)
+
+
+def load_object(data: bytes, where: str, what: str = "JSON") -> dict:
+    """A JSON object from bytes, or ParseError naming `what`."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise ParseError("malformed JSON", where=where) from None
+        raise ParseError(f"malformed {what}", where=where) from None
     if not isinstance(obj, dict):
         raise ParseError(f"expected a JSON object, got {type(obj).__name__}", where=where)
     return obj

@@ -274,7 +274,7 @@ class SQLiteReader:
             params: list = [registry, *chunk]
             if young is not None:
                 sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
-                        "OR (COALESCE(pd.created_at, pd.first_seen) >= ? AND c.checked_at < ?))")
+                        "OR (COALESCE(pd.created_at, pd.first_seen) >= ? AND c.checked_at <= ?))")
                 params += [young, recent]
             for owner_id, name, kind, digest in await self._all(sql, params):
                 found.setdefault((owner_id, name, kind), set()).add(digest)

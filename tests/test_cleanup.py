@@ -11,6 +11,7 @@ listing was incomplete."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -275,3 +276,13 @@ def test_nothing_is_proposed_under_the_default_policy_for_fresh_images(world, co
     code = cli.main(["--config", str(corpus["config"]), "plan-cleanup"])
     out = capsys.readouterr()
     assert code == 0 and "(0 rows)" in out.out and "0 versions" in out.err
+
+
+def test_an_owner_whose_last_sync_did_not_finish_is_refused(world, corpus, capsys):
+    conn = sqlite3.connect(corpus["db"])
+    with conn:
+        conn.execute("UPDATE sync_runs SET status = 'interrupted' WHERE id = (SELECT MAX(id) FROM sync_runs)")
+    conn.close()
+    code, plan, err = _plan(corpus["config"], capsys)
+    assert code == 0 and plan == []
+    assert err.count("the owner's last listing was incomplete") == 2 and "interrupted" in err

@@ -6,8 +6,10 @@ be concluded from it at all.
 
 Refused, whole: a package whose last sync failed or whose owner's last
 packages listing was incomplete (`incomplete_listings`: the stored rows
-may be older than what the registry holds), and a package that is not a
-GitHub package (no version ids to delete)."""
+may be older than what the registry holds), every package of an owner
+whose last sync run did not finish (interrupted, rate-limited, failed, or
+running now), and a package that is not a GitHub package (no version ids
+to delete)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,15 @@ WHERE p.deleted_at IS NULL
 ORDER BY o.name, p.name
 """
 _INCOMPLETE = "SELECT owner_id, package, run_id, kind, message FROM incomplete_listings"
+# The last run that covered each owner: one that did not finish (stopped,
+# rate-limited, failed, still running) may have left its listing unread.
+_LAST_RUN = """
+SELECT o.id, r.id, r.status
+FROM owners o
+JOIN sync_runs r ON r.id = (SELECT MAX(x.id) FROM sync_runs x
+                             WHERE ',' || x.owners || ',' LIKE '%,' || o.name || ',%')
+"""
+UNFINISHED = frozenset({"running", "interrupted", "failed", "rate_limited"})
 _VERSIONS = """
 SELECT pd.package_id, pd.digest, pd.version_id, COALESCE(pd.created_at, pd.first_seen), m.kind,
        (SELECT group_concat(t.tag, ',') FROM tags t
@@ -62,6 +73,9 @@ def load_packages(conn: sqlite3.Connection, owners: Sequence[str] = (),
     if not chosen:
         return []
     incomplete = {(o, p): (run, kind, msg) for o, p, run, kind, msg in run_query(conn, _INCOMPLETE)[1]}
+    for owner_id, run, status in run_query(conn, _LAST_RUN)[1]:
+        if status in UNFINISHED:
+            incomplete.setdefault((owner_id, ""), (run, status, "that sync did not finish; sync again"))
     versions, links, blobs = defaultdict(list), defaultdict(list), defaultdict(lambda: defaultdict(list))
     for pid, digest, vid, uploaded, kind, tags in run_query(conn, _VERSIONS)[1]:
         versions[pid].append(Version(digest, vid, uploaded, kind, tuple(sorted(tags.split(","))) if tags else ()))

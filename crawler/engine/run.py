@@ -188,12 +188,7 @@ class Run:
         report = await enrich_sources(clients.graphql(), self.store.reader, self.writer,
                                       registry=self.registry, owners=owners,
                                       count_request=count_request, max_age_s=max_age_s)
-        for problem in report.problems:
-            message = redact(f"enrichment: {problem}")
-            self.state.summary.errors.append(message)
-            log.warning("enrichment_failed", error=message, error_type=type(problem).__name__)
-            await self.writer.record_error(self.state.summary.run_id, None, None,
-                                           type(problem).__name__, message)
+        await self._record_problems("enrichment", report.problems)
 
     async def _attest(self, clients: Clients) -> None:
         """GitHub's attestations API for the digests due (crawler/attestations.py).
@@ -215,10 +210,14 @@ class Run:
         client = AttestationsClient(self.http, self.config.github.api_url, self.creds.github)
         report = await check_attestations(client, due, self.writer, root=self.trusted_root,
                                           count_request=count_request)
-        for problem in report.problems:
-            message = redact(f"attestations: {problem}")
+        await self._record_problems("attestations", report.problems)
+
+    async def _record_problems(self, stage: str, problems) -> None:
+        """A later stage's failures: in the run's errors and `run_errors`, never fatal."""
+        for problem in problems:
+            message = redact(f"{stage}: {problem}")
             self.state.summary.errors.append(message)
-            log.warning("attestations_failed", error=message, error_type=type(problem).__name__)
+            log.warning(f"{stage}_failed", error=message, error_type=type(problem).__name__)
             await self.writer.record_error(self.state.summary.run_id, None, None,
                                            type(problem).__name__, message)
 

@@ -248,6 +248,66 @@ CREATE TABLE IF NOT EXISTS run_errors (
 );
 CREATE INDEX IF NOT EXISTS run_errors_run ON run_errors (run_id);
 
+-- Listings that did not end complete, as the last attempt left them: a row
+-- while the last sync of a package failed (its stored rows may be older than
+-- what the registry holds) or, with package = '', while the owner's last
+-- packages listing failed or skipped entries. The package's next commit (or
+-- the owner's next complete listing) deletes the row. plan-cleanup proposes
+-- nothing in such a package (nothing is concluded from an incomplete listing).
+CREATE TABLE IF NOT EXISTS incomplete_listings (
+    owner_id INTEGER NOT NULL REFERENCES owners (id),
+    package  TEXT NOT NULL,                 -- '' = the owner's packages listing
+    run_id   INTEGER NOT NULL,
+    kind     TEXT NOT NULL,                 -- error class, as in run_errors
+    message  TEXT NOT NULL,
+    at       TEXT NOT NULL,
+    PRIMARY KEY (owner_id, package)
+);
+
+-- GitHub's attestations API (POST /orgs|users/{owner}/attestations/bulk-list),
+-- asked per owner and subject digest. coverage: listed (GitHub answered with
+-- attestations), none (GitHub answered, complete, with none), unknown (the
+-- token cannot read attestations, or the answer was cut short): unknown is
+-- never taken for none, and is asked again next run.
+CREATE TABLE IF NOT EXISTS attestation_checks (
+    owner_id   INTEGER NOT NULL REFERENCES owners (id),
+    digest     TEXT NOT NULL,
+    coverage   TEXT NOT NULL,               -- listed | none | unknown
+    checked_at TEXT NOT NULL,
+    reason     TEXT,                        -- why unknown
+    PRIMARY KEY (owner_id, digest)
+);
+
+-- One row per Sigstore bundle GitHub listed for a subject digest. Signer
+-- facts come from the bundle's certificate (SAN = the signing workflow;
+-- Fulcio extensions 1.3.6.1.4.1.57264.1.12/.14/.13 = source repository, ref,
+-- commit), the predicate type from the DSSE envelope's in-toto statement.
+-- verified = 1 only when the signature, certificate chain and signing time
+-- were checked against the trusted root the config names
+-- ([attestations] trusted_root); verify_error says why not, NULL when no
+-- trusted root was given.
+CREATE TABLE IF NOT EXISTS attestations (
+    owner_id          INTEGER NOT NULL REFERENCES owners (id),
+    digest            TEXT NOT NULL,        -- the subject digest asked about
+    bundle_digest     TEXT NOT NULL,        -- sha256 of the bundle (canonical JSON)
+    media_type        TEXT,                 -- the bundle's mediaType
+    predicate_type    TEXT,
+    repository_id     INTEGER,              -- GitHub's id of the attesting repository
+    bundle_url        TEXT,
+    signer_workflow   TEXT,
+    signer_repository TEXT,
+    signer_ref        TEXT,
+    signer_commit     TEXT,
+    signer_issuer     TEXT,
+    signed_at         TEXT,                 -- the transparency log's integrated time
+    verified          INTEGER NOT NULL DEFAULT 0,
+    verify_error      TEXT,
+    bundle            BLOB,                 -- the bundle as listed (JSON)
+    fetched_at        TEXT NOT NULL,
+    PRIMARY KEY (owner_id, digest, bundle_digest)
+);
+CREATE INDEX IF NOT EXISTS attestations_digest ON attestations (digest);
+
 -- ---------------------------------------------------------------------------
 -- Stable views (the documented query surface)
 -- ---------------------------------------------------------------------------
@@ -527,6 +587,13 @@ FROM layers l;
 --             digest or, for an index, of its first child that has them.
 --   repository, visibility: the package's (GitHub's) source-repository link
 --             and visibility.
+--   github_attested  1 when GitHub's attestations API listed an attestation
+--             of the digest or of one of its children (`attested` counts
+--             registry referrers only); github_verified: one of them verified
+--             against the trusted root.
+--   github_coverage  what GitHub's attestations API answered for the digest
+--             itself: listed | none | unknown (the token could not read
+--             attestations: NOT none) | NULL (not asked yet).
 CREATE VIEW v_tagged_images AS
 WITH tagged AS (
     SELECT t.package_id, t.digest, COUNT(*) AS tag_count
@@ -540,6 +607,13 @@ described AS (
     UNION
     SELECT mc.parent_digest, r.kind
       FROM referrers r JOIN manifest_children mc ON mc.child_digest = r.subject_digest
+),
+-- (owner, digest, verified) for every GitHub-API attestation of a digest or of one of its children
+github AS (
+    SELECT a.owner_id, a.digest, a.verified FROM attestations a
+    UNION
+    SELECT a.owner_id, mc.parent_digest, a.verified
+      FROM attestations a JOIN manifest_children mc ON mc.child_digest = a.digest
 )
 SELECT o.name AS owner,
        p.name AS package,
@@ -568,7 +642,14 @@ SELECT o.name AS owner,
            WHERE mc.parent_digest = m.digest AND c.revision IS NOT NULL
            ORDER BY mc.position LIMIT 1))          AS revision,
        p.repository,
-       p.visibility
+       p.visibility,
+       CASE WHEN EXISTS (SELECT 1 FROM github g WHERE g.owner_id = p.owner_id AND g.digest = tg.digest)
+            THEN 1 ELSE 0 END                      AS github_attested,
+       CASE WHEN EXISTS (SELECT 1 FROM github g WHERE g.owner_id = p.owner_id AND g.digest = tg.digest
+                                                  AND g.verified = 1)
+            THEN 1 ELSE 0 END                      AS github_verified,
+       (SELECT c.coverage FROM attestation_checks c
+         WHERE c.owner_id = p.owner_id AND c.digest = tg.digest) AS github_coverage
 FROM tagged tg
 JOIN packages p ON p.id = tg.package_id AND p.deleted_at IS NULL
 JOIN owners o ON o.id = p.owner_id
@@ -576,11 +657,90 @@ JOIN manifests m ON m.digest = tg.digest
 WHERE m.kind IN ('index', 'image');
 
 -- v_unsigned (report `unsigned`): tagged images that no signature describes
--- (see v_tagged_images.signed for what counts).
+-- (see v_tagged_images.signed for what counts). attested counts registry
+-- referrers, github_attested GitHub's attestations API; attested_by names
+-- which source vouches for the image's provenance (NULL: neither).
 CREATE VIEW v_unsigned AS
-SELECT owner, package, digest, kind, tag_count, tags, attested, sbom
+SELECT owner, package, digest, kind, tag_count, tags, attested, sbom,
+       github_attested,
+       CASE WHEN attested = 1 AND github_attested = 1 THEN 'registry-referrer,github-api'
+            WHEN attested = 1 THEN 'registry-referrer'
+            WHEN github_attested = 1 THEN 'github-api' END AS attested_by
 FROM v_tagged_images
 WHERE signed = 0;
+
+-- v_attestations(owner, package, digest, source, predicate_type,
+--   signer_workflow, signer_repository, signer_ref, signer_commit, verified,
+--   verification, media_type, evidence, repository_id, signed_at): one row
+-- per attestation of a digest a live package holds, from either source:
+--   registry-referrer  an attestation manifest in the registry (cosign .att
+--                      tag, buildx attestation manifest, OCI subject); the
+--                      signer columns are NULL, nothing is verified here;
+--                      evidence = the attestation manifest's digest.
+--   github-api         a Sigstore bundle GitHub's attestations API listed;
+--                      signer_* come from its certificate (the SAN is the
+--                      workflow that signed; Fulcio's extensions the source
+--                      repository, ref and commit), predicate_type from its
+--                      in-toto statement; evidence = the bundle's sha256.
+-- verified = 1 only when checked against the configured trusted root;
+-- verification says it in words ("listed by GitHub, not verified here"
+-- without a trusted root, or why the check failed).
+CREATE VIEW v_attestations AS
+SELECT o.name                        AS owner,
+       p.name                        AS package,
+       pd.digest,
+       'registry-referrer'           AS source,
+       COALESCE(m.predicate_type, r.artifact_type, m.artifact_type) AS predicate_type,
+       CAST(NULL AS TEXT)            AS signer_workflow,
+       CAST(NULL AS TEXT)            AS signer_repository,
+       CAST(NULL AS TEXT)            AS signer_ref,
+       CAST(NULL AS TEXT)            AS signer_commit,
+       0                             AS verified,
+       'in the registry (' || r.via || '), not verified here' AS verification,
+       m.media_type                  AS media_type,
+       r.referrer_digest             AS evidence,
+       CAST(NULL AS INTEGER)         AS repository_id,
+       CAST(NULL AS TEXT)            AS signed_at
+FROM package_digests pd
+JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL
+JOIN owners o ON o.id = p.owner_id
+JOIN referrers r ON r.subject_digest = pd.digest AND r.kind = 'attestation'
+LEFT JOIN manifests m ON m.digest = r.referrer_digest
+WHERE pd.last_seen IS NULL
+UNION ALL
+SELECT o.name, p.name, pd.digest,
+       'github-api',
+       a.predicate_type,
+       a.signer_workflow,
+       a.signer_repository,
+       a.signer_ref,
+       a.signer_commit,
+       a.verified,
+       CASE WHEN a.verified = 1 THEN 'verified against the trusted root'
+            WHEN a.verify_error IS NULL THEN 'listed by GitHub, not verified here'
+            ELSE 'listed by GitHub, not verified: ' || a.verify_error END,
+       a.media_type,
+       a.bundle_digest,
+       a.repository_id,
+       a.signed_at
+FROM attestations a
+JOIN owners o ON o.id = a.owner_id
+JOIN packages p ON p.owner_id = o.id AND p.deleted_at IS NULL
+JOIN package_digests pd ON pd.package_id = p.id AND pd.digest = a.digest AND pd.last_seen IS NULL;
+
+-- v_unattested (report `unattested`): tagged images no attestation of either
+-- source describes (nor, for an index, any of its children).
+-- github_coverage tells how sure that is for GitHub's store: none (GitHub
+-- answered: no attestation), unknown (the token cannot read attestations, or
+-- the answer was cut short: there may be some), not asked (not asked yet).
+CREATE VIEW v_unattested AS
+SELECT owner, package, digest, kind, tag_count, tags, signed,
+       CASE WHEN github_coverage IS NULL THEN 'not asked'
+            WHEN github_coverage = 'listed' THEN 'none'  -- listed for a child only: not this digest
+            ELSE github_coverage END AS github_coverage,
+       repository
+FROM v_tagged_images
+WHERE attested = 0 AND github_attested = 0;
 
 -- v_missing_source (report `missing-source`): tagged images without an
 -- org.opencontainers.image.source label or annotation (on the digest or, for
@@ -597,6 +757,10 @@ WHERE source IS NULL OR source = '';
 -- without a revision, or whose repository GitHub has not told us about
 -- (at_head NULL), are not listed; `report stale` says when v_sources has no
 -- repository facts at all.
+-- signer_commit: the commit a GitHub-API attestation of the digest says it
+-- was built from (Fulcio's source repository digest); signer_matches_revision
+-- 1 when it equals the image's revision label, 0 when not (the label and the
+-- provenance disagree), NULL without such an attestation.
 CREATE VIEW v_stale AS
 SELECT s.owner,
        s.package,
@@ -606,7 +770,14 @@ SELECT s.owner,
        s.repository,
        s.default_branch,
        s.head_oid,
-       s.archived
+       s.archived,
+       (SELECT MIN(a.signer_commit) FROM v_attestations a
+         WHERE a.owner = s.owner AND a.package = s.package AND a.digest = s.digest
+           AND a.source = 'github-api')   AS signer_commit,
+       (SELECT MAX(CASE WHEN LOWER(a.signer_commit) = LOWER(s.image_revision) THEN 1 ELSE 0 END)
+          FROM v_attestations a
+         WHERE a.owner = s.owner AND a.package = s.package AND a.digest = s.digest
+           AND a.source = 'github-api' AND a.signer_commit IS NOT NULL) AS signer_matches_revision
 FROM (SELECT * FROM v_sources WHERE at_head = 0 ORDER BY owner, package, digest, tag) s
 GROUP BY s.owner, s.package, s.digest, s.image_revision, s.repository, s.default_branch,
          s.head_oid, s.archived;
@@ -842,6 +1013,15 @@ JOIN packages p ON p.id = n.package_id
 JOIN owners o ON o.id = p.owner_id
 WHERE prev.digest <> n.digest;
 
+-- v_incomplete_listings(owner, package, run_id, kind, message, at): the
+-- packages (package '' = the owner's packages listing) whose last listing
+-- did not end complete (table incomplete_listings): what is stored for them
+-- may be older than the registry; plan-cleanup refuses them.
+CREATE VIEW v_incomplete_listings AS
+SELECT o.name AS owner, i.package, i.run_id, i.kind, i.message, i.at
+FROM incomplete_listings i
+JOIN owners o ON o.id = i.owner_id;
+
 -- v_broken_indexes(owner, package, digest, tags, position, child_digest,
 -- platform, reference_type): one row per child an index of a live package
 -- lists but the registry does not have (it answered 404 when the index was
@@ -870,12 +1050,20 @@ SELECT o.name AS owner,
 
 -- v_summary (report `summary`): one row: owners, live packages, current tags,
 -- images (every version held: v_images rows), tagged images, how many are
--- signed / attested / have an SBOM (and signed_pct, NULL without tagged
+-- signed / attested (registry referrers) / attested through GitHub's
+-- attestations API (and verified) / attested by neither (unattested_images;
+-- attestation_unknown_images of them GitHub could not answer for or was not
+-- asked about) / have an SBOM (and signed_pct, NULL without tagged
 -- images), orphans and reclaimable_bytes (distinct blobs, see
 -- v_orphan_blobs), and the last sync run (its start, finish and status).
 CREATE VIEW v_summary AS
 WITH ti AS (
-    SELECT COUNT(*) AS n, SUM(signed) AS signed, SUM(attested) AS attested, SUM(sbom) AS sbom
+    SELECT COUNT(*) AS n, SUM(signed) AS signed, SUM(attested) AS attested, SUM(sbom) AS sbom,
+           SUM(github_attested) AS github_attested, SUM(github_verified) AS github_verified,
+           SUM(CASE WHEN attested = 0 AND github_attested = 0 THEN 1 ELSE 0 END) AS unattested,
+           SUM(CASE WHEN attested = 0 AND github_attested = 0
+                     AND (github_coverage IS NULL OR github_coverage = 'unknown') THEN 1 ELSE 0 END)
+             AS attestation_unknown
       FROM v_tagged_images
 ),
 orphan_rows AS (
@@ -900,6 +1088,10 @@ SELECT (SELECT COUNT(*) FROM owners)                                        AS o
        COALESCE(ti.signed, 0)                                               AS signed_images,
        ROUND(100.0 * ti.signed / NULLIF(ti.n, 0), 1)                        AS signed_pct,
        COALESCE(ti.attested, 0)                                             AS attested_images,
+       COALESCE(ti.github_attested, 0)                                      AS github_attested_images,
+       COALESCE(ti.github_verified, 0)                                      AS github_verified_images,
+       COALESCE(ti.unattested, 0)                                           AS unattested_images,
+       COALESCE(ti.attestation_unknown, 0)                                  AS attestation_unknown_images,
        COALESCE(ti.sbom, 0)                                                 AS sbom_images,
        ob.orphans,
        ob.bytes                                                             AS reclaimable_bytes,

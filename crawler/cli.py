@@ -54,6 +54,8 @@ EXAMPLES = {
     "demo": "example: ghcr-inventory demo --db /tmp/demo.db",
     "completion": "example: source <(ghcr-inventory completion bash)",
     "check": "example: GITHUB_TOKEN=... ghcr-inventory check --format json   # exit 0 good, 3 token, 4 unreachable",
+    "plan-cleanup": "example: ghcr-inventory plan-cleanup --owner acme --policy untagged_older_than_days=30 "
+                    "--format script > cleanup.sh   # review, then run it yourself",
 }
 
 
@@ -106,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "registry pull, GraphQL, rate limit.")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--owner", action="append", default=[], metavar="NAME", help="only this owner (repeatable)")
+
+    p = command("plan-cleanup", "Propose package versions safe to delete (read-only: deletes nothing).")
+    p.add_argument("--owner", action="append", default=[], metavar="NAME", help="only this owner (repeatable)")
+    p.add_argument("--package", action="append", default=[], metavar="NAME", help="only this package (repeatable)")
+    p.add_argument("--policy", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a [cleanup] key for this run (repeatable), e.g. keep_newest_tagged=5")
+    p.add_argument("--format", choices=(*FORMATS, "script"), default="table",
+                   help="script: `gh api -X DELETE` lines to review and run by hand")
+    p.add_argument("--db", metavar="PATH")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"stop reading after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
     p = command("demo", "Start the local sandbox (registry + GitHub emulator), sync it, show results.")
     p.add_argument("--db", metavar="PATH", help="database to fill (default: a temporary file)")
@@ -166,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     console = logs.configure(args.log_format, level, progress=progress)
     try:
         handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
-                   "demo": cmd_demo, "completion": cmd_completion, "check": cmd_check}[args.command]
+                   "demo": cmd_demo, "completion": cmd_completion, "check": cmd_check,
+                   "plan-cleanup": cmd_plan_cleanup}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
         say(f"error: {exc}")
@@ -440,6 +454,27 @@ def cmd_check(args, **_) -> int:
     checks = run(config, resolve_credentials(config), owners=tuple(args.owner))
     sys.stdout.write(render_checks(checks, args.format))
     return exit_code(checks)
+
+
+def cmd_plan_cleanup(args, **_) -> int:
+    """Read-only: the plan (crawler/cleanup/), never a deletion."""
+    from .cleanup import make_plan, parse_policy_options
+    from .cleanup.render import COLUMNS, plan_rows, script, summary
+    options = parse_policy_options(args.policy)
+    # --db alone: the policy of ./ghcr-inventory.toml if there is one, else the defaults.
+    config = _config(args) if args.config or not args.db or Path(DEFAULT_CONFIG).exists() else Config()
+    conn = open_readonly(_db_path(args))
+    try:
+        with QueryGuard(conn, args.timeout, what="plan-cleanup"):
+            plans = make_plan(conn, config.cleanup, owners=args.owner, packages=args.package, options=options)
+    finally:
+        conn.close()
+    sys.stdout.write(script(plans) if args.format == "script" else render(args.format, COLUMNS, plan_rows(plans)))
+    for plan in plans:
+        if plan.refused:
+            print(printable(f"refused {plan.owner}/{plan.package}: {plan.refused}"), file=sys.stderr)
+    print(printable(summary(plans)), file=sys.stderr)
+    return 0
 
 
 # --- demo / completion --------------------------------------------------------------------

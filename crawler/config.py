@@ -90,6 +90,48 @@ class CrawlConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AttestationsConfig:
+    # After enrichment, ask GitHub's attestations API (bulk-list, 1,024
+    # digests a request) about the image digests of GitHub owners: each digest
+    # once, and again while it is younger than recheck_within_s, at most every
+    # recheck_interval_s (attestations may be added after a push).
+    enabled: bool = True
+    recheck_within_s: float = 7 * 86400.0
+    recheck_interval_s: float = 86400.0
+    # A Sigstore trusted root (`gh attestation trusted-root > FILE`); without
+    # one nothing is called verified.
+    trusted_root: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupPolicy:
+    """What `plan-cleanup` keeps and proposes ([cleanup]); an override sets
+    only some of these keys (the others None: inherited)."""
+
+    keep_newest_tagged: int | None = 10      # the N most recently uploaded tagged versions are kept
+    keep_tags: tuple[str, ...] | None = ("latest",)   # globs: a version any matching tag points to is kept
+    delete_untagged: bool | None = True
+    untagged_older_than_days: float | None = 7.0
+    delete_tagged: bool | None = False
+    tagged_older_than_days: float | None = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupOverride:
+    """[[cleanup.overrides]]: policy keys for one owner's packages matching a glob."""
+
+    owner: str
+    package: str = "*"
+    policy: CleanupPolicy = CleanupPolicy(None, None, None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupConfig:
+    defaults: CleanupPolicy = CleanupPolicy()
+    overrides: tuple[CleanupOverride, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class OwnerConfig:
     name: str
     kind: str = "org"
@@ -111,6 +153,8 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     owners: tuple[OwnerConfig, ...] = ()
+    attestations: AttestationsConfig = field(default_factory=AttestationsConfig)
+    cleanup: CleanupConfig = field(default_factory=CleanupConfig)
 
     def owner(self, name: str) -> OwnerConfig | None:
         return next((o for o in self.owners if o.name.lower() == name.lower()), None)
@@ -123,8 +167,10 @@ _SECTIONS: dict[str, type] = {
     "github": GitHubConfig,
     "registry": RegistryConfig,
     "crawl": CrawlConfig,
+    "attestations": AttestationsConfig,
 }
-_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file", "registry.docker_config"}
+_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file", "registry.docker_config",
+              "attestations.trusted_root"}
 
 
 def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
@@ -134,14 +180,15 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None =
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=source) from exc
     base = base_dir or Path.cwd()
-    known = set(_SECTIONS) | {"owners"}
+    known = set(_SECTIONS) | {"owners", "cleanup"}
     _reject_unknown(data, known, "", source)
     sections = {
         name: _build_section(cls, data.get(name, {}), name, source, base)
         for name, cls in _SECTIONS.items()
     }
     owners = _build_owners(data.get("owners", []), source)
-    config = Config(source=source, owners=owners, **sections)
+    cleanup = build_cleanup(data.get("cleanup", {}), source)
+    config = Config(source=source, owners=owners, cleanup=cleanup, **sections)
     _check_semantics(config)
     return config
 
@@ -241,6 +288,50 @@ def _build_owners(raw: Any, source: str) -> tuple[OwnerConfig, ...]:
     return tuple(owners)
 
 
+def build_cleanup(table: Any, source: str) -> CleanupConfig:
+    """[cleanup]: the policy keys, and [[cleanup.overrides]] tables of an
+    `owner`, a `package` glob and the keys they change."""
+    if not isinstance(table, dict):
+        raise ConfigError("'cleanup' must be a table", where=source)
+    keys = set(CleanupPolicy.__dataclass_fields__)
+    _reject_unknown(table, keys | {"overrides"}, "cleanup.", source)
+    defaults = CleanupPolicy(**cleanup_values(table, "cleanup", source, keys))
+    raw = table.get("overrides", [])
+    if not isinstance(raw, list):
+        raise ConfigError("'cleanup.overrides' must be an array of tables ([[cleanup.overrides]])", where=source)
+    overrides = []
+    for i, item in enumerate(raw):
+        prefix = f"cleanup.overrides[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"'{prefix}' must be a table", where=source)
+        _reject_unknown(item, keys | {"owner", "package"}, f"{prefix}.", source)
+        owner, package = item.get("owner"), item.get("package", "*")
+        if not isinstance(owner, str) or not owner:
+            raise ConfigError(f"'{prefix}.owner' is required (a non-empty string)", where=source)
+        if not isinstance(package, str) or not package or glob_problem(package):
+            raise ConfigError(f"'{prefix}.package' must be a package-name glob", where=source)
+        values = {k: None for k in keys} | cleanup_values(item, prefix, source, keys)
+        overrides.append(CleanupOverride(owner, package, CleanupPolicy(**values)))
+    return CleanupConfig(defaults, tuple(overrides))
+
+
+def cleanup_values(table: Mapping[str, Any], prefix: str, source: str, keys: set[str]) -> dict:
+    """The policy keys present in `table`, type-checked like every key."""
+    out = {}
+    for key in sorted(keys & set(table)):
+        value = _coerce(table[key], CleanupPolicy.__dataclass_fields__[key].type.replace(" | None", ""),
+                        f"{prefix}.{key}", source)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"'{prefix}.{key}' must not be negative", where=source)
+        if key == "keep_tags":
+            for pattern in value:
+                if glob_problem(pattern):
+                    raise ConfigError(f"'{prefix}.keep_tags' has a bad glob {pattern!r}: {glob_problem(pattern)}",
+                                      where=source)
+        out[key] = value
+    return out
+
+
 def _check_owner(owner: OwnerConfig, prefix: str, source: str) -> None:
     if owner.kind not in OWNER_KINDS:
         raise ConfigError(f"'{prefix}.kind' must be one of {', '.join(OWNER_KINDS)}, not {owner.kind!r}",
@@ -307,6 +398,9 @@ def _check_semantics(config: Config) -> None:
                           where=source)
     if config.github.enrich_interval_s < 0:
         raise ConfigError("'github.enrich_interval_s' must not be negative", where=source)
+    for key in ("recheck_within_s", "recheck_interval_s"):
+        if getattr(config.attestations, key) < 0:
+            raise ConfigError(f"'attestations.{key}' must not be negative", where=source)
     if crawl.tag_source not in ("auto", "versions", "registry"):
         raise ConfigError("'crawl.tag_source' must be auto, versions or registry", where=source)
     _check_url(config.github.api_url, "github.api_url", config.github.insecure, source)

@@ -51,7 +51,7 @@ def run_demo(db: Path | None = None, out=None) -> int:
             print(f"sample: {len(sample.packages)} packages of {', '.join(o for o, _ in sample.owners)} "
                   f"pushed to the registry and registered with the emulator", file=out)
             config_path = workdir / "ghcr-inventory.toml"
-            config_path.write_text(world.config_toml(db, owners=list(sample.owners)))
+            config_path.write_text(world.config_toml(db, owners=list(sample.owners), trusted_root=True))
             config = parse_config(config_path.read_text(), source=str(config_path), base_dir=workdir)
             token = Secret(world.token)
             creds = Credentials(github=token, registry=token)

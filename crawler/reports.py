@@ -67,6 +67,17 @@ def _moved_note(conn: sqlite3.Connection, rows: Rows, days: int) -> str | None:
     return None
 
 
+def _unattested_note(conn: sqlite3.Connection, rows: Rows, days: int) -> str | None:
+    """Say how many rows GitHub's attestation store could not be asked about:
+    those images may be attested there (unknown is not none)."""
+    unsure = sum(1 for r in rows if r[-1] in ("unknown", "not asked"))
+    if not unsure:
+        return None
+    return (f"{unsure} of these {len(rows)} images: GitHub's attestations API could not tell (github_coverage "
+            "unknown: the token cannot read attestations, fine-grained tokens need attestations:read; or not "
+            "asked yet): they may be attested there")
+
+
 LARGEST_LIMIT = 25
 
 
@@ -81,7 +92,7 @@ def _largest_note(conn: sqlite3.Connection, rows: Rows, days: int) -> str | None
 _REPORTS = (
     Report("unsigned", "Tagged images (or multi-arch indexes) that no signature describes.",
            "v_unsigned",
-           "SELECT owner, package, digest, kind, tag_count, tags, attested, sbom\n"
+           "SELECT owner, package, digest, kind, tag_count, tags, attested, sbom, github_attested, attested_by\n"
            "FROM v_unsigned\n"
            "ORDER BY owner, package, digest"),
     Report("missing-source", "Tagged images without an org.opencontainers.image.source label.",
@@ -91,7 +102,8 @@ _REPORTS = (
            "ORDER BY owner, package, digest"),
     Report("stale", "Tagged images whose revision is not their source repository's head commit.",
            "v_stale",
-           "SELECT owner, package, digest, tags, revision, repository, default_branch, head_oid, archived\n"
+           "SELECT owner, package, digest, tags, revision, repository, default_branch, head_oid, archived,\n"
+           "       signer_commit, signer_matches_revision\n"
            "FROM v_stale\n"
            "ORDER BY owner, package, digest",
            note=_sources_note("stale", _STALE_PROBE)),
@@ -137,6 +149,12 @@ _REPORTS = (
            "SELECT owner, package, digest, tags, platform, child_digest, reference_type\n"
            "FROM v_broken_indexes\n"
            "ORDER BY owner, package, digest, position"),
+    Report("unattested", "Tagged images no attestation describes, in the registry or in GitHub's attestation store.",
+           "v_unattested",
+           "SELECT owner, package, digest, kind, tag_count, tags, signed, github_coverage\n"
+           "FROM v_unattested\n"
+           "ORDER BY owner, package, digest",
+           note=_unattested_note),
     Report("summary", "One screen: owners, packages, tags, images, signed %, orphans, last sync.",
            "v_summary",
            "SELECT * FROM v_summary",
@@ -188,6 +206,9 @@ VIEWS = {
     "v_blobs": "Config and layer blobs of every image manifest (stored = 0: foreign layer).",
     "v_tagged_images": "Tagged images and indexes: signed, attested, SBOM, source, revision.",
     "v_unsigned": "Tagged images that no signature describes.",
+    "v_attestations": "Attestations of every digest, from registry referrers and GitHub's attestations API: "
+                      "predicate, signer workflow, repository, ref and commit, verified.",
+    "v_unattested": "Tagged images no attestation describes (either source), with GitHub's coverage.",
     "v_missing_source": "Tagged images without an org.opencontainers.image.source.",
     "v_stale": "Tagged images whose revision is not their source repository's head commit.",
     "v_public_from_private": "Public packages whose source repository is private or internal.",
@@ -197,6 +218,8 @@ VIEWS = {
     "v_platforms": "Platforms offered by each package's tagged images.",
     "v_package_sizes": "What each package stores: distinct blob bytes over all its versions.",
     "v_tag_moves": "Every time a tag moved to another digest.",
+    "v_incomplete_listings": "Packages (or owners' listings) whose last listing did not end complete; "
+                             "plan-cleanup refuses them.",
     "v_broken_indexes": "Children a multi-arch index lists that the registry no longer has (404).",
     "v_summary": "One row: owners, packages, tags, images, signed %, orphans, reclaimable bytes, last sync.",
 }

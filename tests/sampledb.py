@@ -28,7 +28,8 @@ def synced_sample(world, tmp_path_factory) -> Path:
         base = tmp_path_factory.mktemp("sample-db")
         db = base / "inventory.db"
         config = base / "config.toml"
-        config.write_text(world.config_toml(db, list(world.sample.owners), token_env=TOKEN_ENV))
+        config.write_text(world.config_toml(db, list(world.sample.owners), token_env=TOKEN_ENV,
+                                            trusted_root=True))
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv(TOKEN_ENV, world.token)
             code = cli.main(["--config", str(config), "--log-format", "json", "--log-level", "error", "sync"])

@@ -50,11 +50,13 @@ class OwnerPipeline:
         self.listing = Listing()
         self.configured = configured or (owner,)   # every owner of the config: what covers the catalog
         self.report_uncovered = report_uncovered   # this owner's catalog says what none of them covers
+        self.owner_id = 0                 # set by run() once the owner row exists
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
 
     async def run(self) -> None:
         o = self.owner
         owner_id = await self.writer.ensure_owner(self.registry, o.name, o.kind, o.discovery)
+        self.owner_id = owner_id
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._produce(), name=f"discovery:{o.name}")
@@ -81,6 +83,7 @@ class OwnerPipeline:
                 raise
             self.state.owner_failures += 1   # this owner's listing failed; other owners go on
             await record_failure(self.state, self.writer, o.name, None, exc)
+            await self._mark_incomplete("", exc)
         # One end marker per worker. Not in a `finally`: when the task group
         # cancels this task (a worker ended the run), the workers are gone and
         # a put on the full queue would wait forever.
@@ -135,6 +138,7 @@ class OwnerPipeline:
         if isinstance(exc, AuthError):
             state.auth_failures += 1
         await record_failure(state, self.writer, ref.owner, ref.name, exc)
+        await self._mark_incomplete(ref.name, exc)
         if isinstance(exc, UnreachableError):
             state.unreachable_streak += 1
             if state.unreachable_streak >= UNREACHABLE_STREAK:
@@ -148,8 +152,9 @@ class OwnerPipeline:
         listing, state = self.listing, self.state
         for reason in listing.skipped:
             state.owner_failures += 1
-            await record_failure(state, self.writer, self.owner.name, None,
-                                 ParseError(f"entry skipped, so no deletion is concluded this run: {reason}"))
+            skipped = ParseError(f"entry skipped, so no deletion is concluded this run: {reason}")
+            await record_failure(state, self.writer, self.owner.name, None, skipped)
+            await self._mark_incomplete("", skipped)
         state.economy.discovery_pages += listing.pages
         state.economy.scopes += listing.tokens
         if self.report_uncovered and listing.catalog:
@@ -164,6 +169,13 @@ class OwnerPipeline:
             state.summary.packages_deleted += len(deleted)
             for name in deleted:
                 log.info("package_deleted", owner=self.owner.name, package=name)
+
+
+    async def _mark_incomplete(self, package: str, exc: Exception) -> None:
+        """What plan-cleanup must know: this package's (or, '', this owner's)
+        last listing did not end complete (table incomplete_listings)."""
+        await self.writer.mark_incomplete(self.owner_id, package, self.state.summary.run_id,
+                                          type(exc).__name__, redact(str(exc)))
 
 
 async def record_failure(state: RunState, writer: Writer, owner: str, package: str | None,

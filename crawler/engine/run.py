@@ -57,11 +57,17 @@ async def run_sync(config: Config, creds: Credentials, options: SyncOptions = Sy
     unknown = [o for o in options.owners if config.owner(o) is None]
     if unknown:
         raise UsageError(f"--owner {unknown[0]!r} is not in the config's [[owners]]", where=config.source)
+    trusted_root = None
+    if config.attestations.enabled and config.attestations.trusted_root is not None:
+        from ..attestations import load_trusted_root   # cryptography: only when a root is given
+        trusted_root = load_trusted_root(config)
     with SyncLock(config.database.path):
         store = await open_store(config.database)
         try:
-            return await Run(config, creds, options, store, clocks=clocks, progress=progress,
-                             stop=stop or asyncio.Event()).execute()
+            run = Run(config, creds, options, store, clocks=clocks, progress=progress,
+                      stop=stop or asyncio.Event())
+            run.trusted_root = trusted_root
+            return await run.execute()
         finally:
             await store.close()
 
@@ -83,6 +89,7 @@ class Run:
         self.http = http_client(config, clocks)
         self.writer = Writer(store.writer, release=self.state.release, on_applied=self._applied,
                              size=min(config.crawl.concurrency, WRITE_QUEUE))
+        self.trusted_root = None          # crawler.oci.verify.TrustedRoot, set by run_sync
 
     def owners(self) -> list[OwnerConfig]:
         if not self.options.owners:
@@ -164,6 +171,7 @@ class Run:
                                 configured=self.config.owners, report_uncovered=owner is first_catalog).run()
             await self._checkpoint()
         await self._enrich(clients)
+        await self._attest(clients)
 
     async def _enrich(self, clients: Clients) -> None:
         """GraphQL enrichment of the packages' source repositories
@@ -184,10 +192,36 @@ class Run:
         report = await enrich_sources(clients.graphql(), self.store.reader, self.writer,
                                       registry=self.registry, owners=owners,
                                       count_request=count_request, max_age_s=max_age_s)
-        for problem in report.problems:
-            message = redact(f"enrichment: {problem}")
+        await self._record_problems("enrichment", report.problems)
+
+    async def _attest(self, clients: Clients) -> None:
+        """GitHub's attestations API for the digests due (crawler/attestations.py).
+        Its failures are recorded, never fatal; a token that cannot read
+        attestations is one warning per owner (logged there), not a failure."""
+        at = self.config.attestations
+        if self.creds.github is None or not at.enabled or self.state.stopping:
+            return
+        young = None if self.options.full else at.recheck_within_s
+        due = await self.store.reader.attestations_due(self.registry, [o.name for o in self.owners()],
+                                                       young_s=young, interval_s=at.recheck_interval_s)
+        if not due:
+            return
+        from ..attestations import AttestationsClient, check_attestations
+
+        def count_request() -> None:
+            self.state.economy.attestations += 1
+
+        client = AttestationsClient(self.http, self.config.github.api_url, self.creds.github)
+        report = await check_attestations(client, due, self.writer, root=self.trusted_root,
+                                          count_request=count_request)
+        await self._record_problems("attestations", report.problems)
+
+    async def _record_problems(self, stage: str, problems) -> None:
+        """A later stage's failures: in the run's errors and `run_errors`, never fatal."""
+        for problem in problems:
+            message = redact(f"{stage}: {problem}")
             self.state.summary.errors.append(message)
-            log.warning("enrichment_failed", error=message, error_type=type(problem).__name__)
+            log.warning(f"{stage}_failed", error=message, error_type=type(problem).__name__)
             await self.writer.record_error(self.state.summary.run_id, None, None,
                                            type(problem).__name__, message)
 

@@ -74,13 +74,14 @@ class Economy:
     configs: int = 0              # one GET per new config digest
     scopes: int = 0               # one token per repository scope
     graphql: int = 0
+    attestations: int = 0         # attestations API pages (bulk-list)
 
     def total(self, imposed: int = 0) -> int:
         """`imposed`: requests the registry makes unavoidable — the extra hop
         of redirected blob GETs (ghcr) and the referrers API queries (one per
         new tagged digest where it exists; one probe, once, where it does not)."""
         return (self.discovery_pages + self.listing_pages + self.heads + self.manifests
-                + self.configs + self.scopes + self.graphql + imposed)
+                + self.configs + self.scopes + self.graphql + self.attestations + imposed)
 
 
 class Inflight:

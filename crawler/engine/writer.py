@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import structlog
 
 from ..model import CacheEntry, PackageResult
-from ..store import Applied, RegistryFacts, RepositoryRow, RunRecord, StoreWriter
+from ..store import Applied, AttestationRow, RegistryFacts, RepositoryRow, RunRecord, StoreWriter
 from .state import Hold
 
 log = structlog.get_logger("crawler.engine.writer")
@@ -97,6 +97,17 @@ class Writer:
 
     async def touch_repositories(self, names: Iterable[str]) -> int:
         return await self._write(self._store.touch_repositories, list(names))
+
+    async def mark_incomplete(self, owner_id: int, package: str, run_id: int, kind: str,
+                              message: str) -> None:
+        await self._write(self._store.mark_incomplete, owner_id, package, run_id, kind, message)
+
+    async def save_attestations(self, owner_id: int, answered: Sequence[str],
+                                rows: Sequence[AttestationRow]) -> int:
+        return await self._write(self._store.save_attestations, owner_id, list(answered), list(rows))
+
+    async def mark_attestations_unknown(self, owner_id: int, digests: Sequence[str], reason: str) -> int:
+        return await self._write(self._store.mark_attestations_unknown, owner_id, list(digests), reason)
 
     # -- lifecycle ----------------------------------------------------------------
 

@@ -140,7 +140,9 @@ class Builder:
         service: str,
         admin_token: str,
         seed: int = 0,
+        sigstore=None,
     ) -> None:
+        self.sigstore = sigstore  # a sigstore.FakeSigstore: signs what ``attest`` stores
         self.state = state
         self.registry = registry
         self.token_url = token_url
@@ -354,6 +356,37 @@ class Builder:
         await self._put_manifest(pushed, tags)
         self._register(pushed, tags)
         return pushed
+
+    async def attest(
+        self,
+        owner: str,
+        package: str,
+        subject: Pushed | str,
+        *,
+        repository: str,
+        commit: str | None = None,
+        ref: str = "refs/heads/main",
+        workflow: str = ".github/workflows/release.yml",
+        predicate_type: str | None = None,
+        sigstore=None,
+    ) -> dict:
+        """An attestation of ``subject`` in GitHub's attestation store only (``actions/attest-build-provenance``
+        without ``push-to-registry``), signed by ``workflow`` of ``repository`` at ``commit``
+        (default: its head). ``sigstore``: another instance (one the trusted root does not know)."""
+        from .sigstore import SLSA_PROVENANCE
+
+        digest = subject.digest if isinstance(subject, Pushed) else subject
+        signer = sigstore or self.sigstore
+        if signer is None:
+            raise ValueError("the builder has no Sigstore to sign with")
+        repo = self.state.repository(repository)
+        if repo is None:
+            raise ValueError(f"unknown repository {repository!r}")
+        bundle = signer.attest(f"ghcr.io/{owner}/{package}".lower(), digest, repository=repo.full_name,
+                               commit=commit or repo.head_oid, ref=ref, workflow=workflow,
+                               predicate_type=predicate_type or SLSA_PROVENANCE)
+        self.state.add_attestation(owner, digest, bundle, repository=repo.full_name)
+        return bundle
 
     # -- mutations between runs -------------------------------------------------------------
 

@@ -39,7 +39,7 @@ import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from . import graphql_api, render
+from . import attest_api, graphql_api, render
 from .openapi import Violation, validate_body
 from .state import Owner, Package, Token, WorldState, iso
 from .tokens import Access, TokenSigner
@@ -237,6 +237,8 @@ class Emulator:
             response = self._rate_limit(request)
         elif _USER_ROUTE.match(path) and request.method == "GET":
             response = self._user(request, unquote(_USER_ROUTE.match(path)["user"]))
+        elif attest_api.ROUTE.match(path) and request.method == "POST":
+            response = await self._attestations(request, attest_api.ROUTE.match(path))
         else:
             response = self._rest(request, path)
         if request.headers.get(INTERNAL_HEADER) != "builder":
@@ -336,6 +338,31 @@ class Emulator:
             raise _Reply(403, render.error_json(FINE_GRAINED_MESSAGE, docs, 403))
         if token.kind == "actions" and org is not None and match["type"] is None:
             raise _Reply(400, render.error_json("Invalid argument", docs, 400))
+
+    async def _attestations(self, request: web.Request, match: re.Match) -> web.Response:
+        """``POST /orgs|users/{owner}/attestations/bulk-list`` (see ``attest_api``): request and
+        answer validated against the vendored OpenAPI, charged like any REST call."""
+        headers = self._common_headers()
+        template = attest_api.template(match)
+        token = self.state.token(bearer_token(request.headers.get("Authorization")))
+        if token is None:
+            return self._json(401, render.error_json("Bad credentials", "https://docs.github.com/rest", 401), headers)
+        budget = token.rest
+        budget.refresh(self.state.wall())
+        budget.charge(1)
+        headers.update(self._rate_headers(token, "core"))
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return self._json(400, render.error_json("Problems parsing JSON", attest_api.DOCS, 400), headers)
+        api = f"{request.scheme}://{request.host}"
+        status, answer, extra, violations = attest_api.bulk_list(self.state, token, match, body,
+                                                                 request.rel_url.query, api)
+        headers.update(extra)
+        if self.validate:
+            self.violations.extend(violations)
+            self.violations.extend(validate_body(template, "post", status, answer))
+        return self._json(status, answer, headers)
 
     def _served(self, request, template, status, body, headers, data: bytes | None = None) -> web.Response:
         if self.validate and template is not None:

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 SPEC_FILE = "github-rest-packages.openapi.json"
 # More paths of the same document, vendored apart (reference/README.md).
 EXTRA_SPEC_FILES = ("github-rest-users-ratelimit.openapi.json",)
+ATTESTATIONS_SPEC_FILE = "github-rest-attestations.openapi.json"
 
 
 @dataclass(frozen=True)
@@ -73,19 +74,27 @@ def _patch_internal_visibility(node) -> None:
 
 
 @functools.cache
-def _spec() -> dict:
-    spec = json.loads(reference_text(SPEC_FILE))
-    for name in EXTRA_SPEC_FILES:
-        spec["paths"].update(json.loads(reference_text(name))["paths"])
+def _spec(path_template: str = "") -> dict:
+    """The vendored OpenAPI document that describes ``path_template``."""
+    name = ATTESTATIONS_SPEC_FILE if "/attestations" in path_template else SPEC_FILE
+    return _load_spec(name)
+
+
+@functools.cache
+def _load_spec(name: str) -> dict:
+    spec = json.loads(reference_text(name))
+    if name == SPEC_FILE:
+        for extra in EXTRA_SPEC_FILES:
+            spec["paths"].update(json.loads(reference_text(extra))["paths"])
     return spec
 
 
 @functools.cache
 def response_validator(path_template: str, method: str, status: int):
     """A jsonschema validator for one operation's response, or None if undocumented."""
-    operation = _spec()["paths"].get(path_template, {}).get(method.lower())
+    operation = _spec(path_template)["paths"].get(path_template, {}).get(method.lower())
     if operation is None:
-        raise KeyError(f"no operation {method.upper()} {path_template} in {SPEC_FILE}")
+        raise KeyError(f"no operation {method.upper()} {path_template} in the vendored OpenAPI")
     response = operation["responses"].get(str(status))
     if not response or "application/json" not in response.get("content", {}):
         return None
@@ -97,7 +106,30 @@ def response_validator(path_template: str, method: str, status: int):
 
 
 def operation_id(path_template: str, method: str) -> str:
-    return _spec()["paths"][path_template][method.lower()]["operationId"]
+    return _spec(path_template)["paths"][path_template][method.lower()]["operationId"]
+
+
+@functools.cache
+def request_validator(path_template: str, method: str):
+    """A jsonschema validator for one operation's JSON request body, or None."""
+    operation = _spec(path_template)["paths"][path_template][method.lower()]
+    content = (operation.get("requestBody") or {}).get("content", {})
+    if "application/json" not in content:
+        return None
+    schema = _openapi_to_jsonschema(copy.deepcopy(content["application/json"]["schema"]))
+    import jsonschema
+
+    return jsonschema.Draft7Validator(schema, format_checker=_format_checker())
+
+
+def validate_request(path_template: str, method: str, body) -> list[Violation]:
+    """Every schema violation of a client's request ``body`` (decoded JSON)."""
+    validator = request_validator(path_template, method)
+    if validator is None:
+        return []
+    op = operation_id(path_template, method)
+    return [Violation(op, 0, "/".join(str(p) for p in err.absolute_path), f"request: {err.message}")
+            for err in validator.iter_errors(body)]
 
 
 def validate_body(path_template: str, method: str, status: int, body) -> list[Violation]:

@@ -75,6 +75,8 @@ class SampleOrg:
       with a cosign ``.att`` or a buildx attestation manifest; with a cosign
       ``.sbom``.
     - ``roles``: names for the special packages (see ``ROLES``).
+    - ``github_attested``: digests with attestations in GitHub's attestation
+      store (not in the registry), and whether they verify.
     """
 
     owner: str
@@ -91,6 +93,10 @@ class SampleOrg:
     sboms: frozenset[DigestKey] = frozenset()
     revision_matches_head: frozenset[DigestKey] = frozenset()
     roles: Mapping[str, Key] = field(hash=False, default_factory=dict)
+    # GitHub's attestation store: digest -> True when signed by the world's
+    # Sigstore (verifies against world.trusted_root_path), False when by one
+    # the trusted root does not know.
+    github_attested: Mapping[DigestKey, bool] = field(hash=False, default_factory=dict)
 
     def package(self, owner: str, name: str) -> ExpectedPackage:
         return self.packages[(owner, name)]
@@ -165,7 +171,7 @@ def build_sample_org(world, owner: str = "acme") -> SampleOrg:
     roles["revision_matches_head"] = (o, "webapp")
 
     # 2. Docker manifest list; its revision goes stale when the repo gets a new commit.
-    b.push_index(
+    api_index = b.push_index(
         o, "api", tags=["latest", "v2.1.0"], format="docker", platforms=["linux/amd64", "linux/arm64"],
         repository=f"{o}/api", revision=repo["api"].head_oid, licenses="MIT",
     )
@@ -222,12 +228,12 @@ def build_sample_org(world, owner: str = "acme") -> SampleOrg:
     roles["orphaned"] = (o, "orphaned")
 
     # 15-18, 20, 22. plain images and indexes.
-    b.push_image(o, "cli", tags=["latest", "0.1.0"], description="Acme command line", licenses="Apache-2.0")
+    cli_image = b.push_image(o, "cli", tags=["latest", "0.1.0"], description="Acme command line", licenses="Apache-2.0")
     b.push_index(o, "db-migrations", tags=["latest"], platforms=["linux/amd64", "linux/arm64"],
                  child_annotations={"linux/arm64": {"org.opencontainers.image.description": "Graviton build",
                                                     "com.acme.tested": "false"}})
     b.push_image(o, "docs", tags=["latest"], format="docker", repository=f"{o}/webapp")
-    b.push_image(o, "sidecar", tags=["latest", "stable"], format="docker")
+    sidecar = b.push_image(o, "sidecar", tags=["latest", "stable"], format="docker")
     b.push_index(
         o, "metrics-exporter", tags=["latest"], platforms=["linux/amd64", "linux/s390x"], attestations=True,
         repository=f"{o}/metrics", revision="0" * 40,
@@ -238,11 +244,27 @@ def build_sample_org(world, owner: str = "acme") -> SampleOrg:
     b.push_image(user, "scratch", tags=["latest"], format="docker", visibility="private")
     roles["user_package"] = (user, "dotfiles")
 
-    world.sample = world.call(expectations, world, (owner, user), roles)
+    # 23. GitHub's attestation store (attest-build-provenance without push-to-registry):
+    # webapp has registry attestations too; cli has provenance and an SBOM only there;
+    # api's was signed at the repository's new head, not at the image's revision label;
+    # sidecar's comes from a Sigstore the world's trusted root does not know.
+    from .sigstore import SPDX, FakeSigstore
+
+    github = {(o, "webapp", webapp.digest): True, (o, "cli", cli_image.digest): True,
+              (o, "api", api_index.digest): True, (o, "sidecar", sidecar.digest): False}
+    b.attest(o, "webapp", webapp, repository=f"{o}/webapp")
+    b.attest(o, "cli", cli_image, repository=f"{o}/platform", workflow=".github/workflows/cli.yml")
+    b.attest(o, "cli", cli_image, repository=f"{o}/platform", workflow=".github/workflows/cli.yml",
+             predicate_type=SPDX)
+    b.attest(o, "api", api_index, repository=f"{o}/api")
+    b.attest(o, "sidecar", sidecar, repository=f"{o}/webapp", sigstore=FakeSigstore("rogue"))
+
+    world.sample = world.call(expectations, world, (owner, user), roles, github)
     return world.sample
 
 
-def expectations(world, owners: tuple[str, ...], roles: Mapping[str, Key]) -> SampleOrg:
+def expectations(world, owners: tuple[str, ...], roles: Mapping[str, Key],
+                 github: Mapping[DigestKey, bool] | None = None) -> SampleOrg:
     """Compute a ``SampleOrg`` from the world's state and the builder's records (run on the world loop)."""
     state = world.state
     records = world.builder.records
@@ -300,4 +322,5 @@ def expectations(world, owners: tuple[str, ...], roles: Mapping[str, Key]) -> Sa
         sboms=by_kind["sbom"],
         revision_matches_head=revision_matches,
         roles=dict(roles),
+        github_attested=dict(github or {}),
     )

@@ -211,6 +211,14 @@ class Token:
         return self.owners is None or owner in self.owners or owner == self.login.lower()
 
 
+@dataclass
+class StoredAttestation:
+    """One attestation in GitHub's attestation store (what bulk-list serves)."""
+
+    bundle: dict
+    repository_id: int
+
+
 class WorldState:
     """Everything the emulator knows. Mutate only through these methods."""
 
@@ -226,6 +234,8 @@ class WorldState:
         self._package_ids = itertools.count(3_000_001)
         self._version_ids = itertools.count(90_000_001)
         self._nodes: dict[str, object] = {}
+        # GitHub's attestation store: (owner lower-cased, subject digest) -> attestations
+        self.attestations: dict[tuple[str, str], list[StoredAttestation]] = {}
 
     # -- owners and repositories ------------------------------------------
 
@@ -488,6 +498,22 @@ class WorldState:
         if pkg is None:
             raise StateError(f"unknown package {owner}/{name}")
         return pkg
+
+    # -- attestations ----------------------------------------------------------
+
+    def add_attestation(self, owner: str, digest: str, bundle: dict, *, repository: str) -> StoredAttestation:
+        """Store an attestation of ``digest`` made in ``repository`` (as attest-build-provenance does)."""
+        if self.owner(owner) is None:
+            raise StateError(f"unknown owner {owner!r}")
+        stored = StoredAttestation(bundle, self._need_repo(repository).id)
+        self.attestations.setdefault((owner.lower(), digest), []).append(stored)
+        return stored
+
+    def attestations_of(self, token: "Token | None", owner: str, digest: str) -> list[StoredAttestation]:
+        """The attestations of ``digest`` the token may see (those of repositories it can read)."""
+        by_id = {r.id: r for r in self.repositories.values()}
+        return [a for a in self.attestations.get((owner.lower(), digest), ())
+                if a.repository_id in by_id and self.can_see_repository(token, by_id[a.repository_id])]
 
     # -- tokens and access ---------------------------------------------------
 

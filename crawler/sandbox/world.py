@@ -32,6 +32,7 @@ from .graphql_api import github_schema
 from .proxy import BlobCdn, FaultProxy
 from .registry import RegistryProcess, TokenAuth
 from .state import Package, Token, WorldState
+from .sigstore import FakeSigstore
 from .tokens import TokenSigner
 
 SERVICE = "ghcr.io"  # the service name ghcr.io's challenge carries; clients must echo the challenge
@@ -47,6 +48,7 @@ _BUILDER_METHODS = frozenset(
         "push_image",
         "push_index",
         "push_cosign",
+        "attest",
         "push_artifact",
         "tag",
         "add_tags",
@@ -165,6 +167,10 @@ class World:
         self.token = fake_token(f"{seed}:default")
         self.admin_token = fake_token(f"{seed}:admin")
         self.builder = SyncBuilder(self)
+        # GitHub's Sigstore stand-in: it signs the attestations the builder
+        # stores (Builder.attest); its trusted root is written at start.
+        self.sigstore = FakeSigstore("sandbox")
+        self.trusted_root_path = self.dir / "trusted-root.jsonl"
         self.sample = None  # the SampleOrg, once build_sample_org(world) ran
         self._builder: Builder | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,7 +244,9 @@ class World:
             service=SERVICE,
             admin_token=self.admin_token,
             seed=self.seed,
+            sigstore=self.sigstore,
         )
+        self.sigstore.write_trusted_root(self.trusted_root_path)
         self.registry_proxy.on_exchange.append(self._count_download)
         self.registry_proxy.known_repository = self._package_exists
 
@@ -510,6 +518,7 @@ class World:
         direct: bool = False,
         discovery: str = "rest",
         plain: bool = False,
+        trusted_root: bool = False,
     ) -> str:
         """A ghcr-inventory config (its fixed keys: config.example.toml) pointing at this world.
 
@@ -531,6 +540,8 @@ class World:
             f'url = "{registry}"',
             "",
         ]
+        if trusted_root:  # the world's Sigstore: its attestations verify
+            lines += ["[attestations]", f'trusted_root = "{self.trusted_root_path}"', ""]
         for name, kind in owners:
             lines += ["[[owners]]", f'name = "{name}"', f'kind = "{kind}"', f'discovery = "{discovery}"', ""]
         return "\n".join(lines)

@@ -36,6 +36,39 @@ class RepositoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AttestationRow:
+    """One Sigstore bundle GitHub's attestations API listed for a digest,
+    as parsed (and, given a trusted root, verified) by the attestations
+    stage (`crawler/attestations.py`)."""
+
+    digest: str
+    bundle_digest: str
+    media_type: str | None
+    predicate_type: str | None
+    repository_id: int | None
+    bundle_url: str | None
+    signer_workflow: str | None
+    signer_repository: str | None
+    signer_ref: str | None
+    signer_commit: str | None
+    signer_issuer: str | None
+    signed_at: str | None
+    verified: bool
+    verify_error: str | None
+    bundle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DueDigests:
+    """One owner's digests due for the attestations API."""
+
+    owner_id: int
+    owner: str
+    kind: str                       # org | user
+    digests: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """A run's counters (checkpointed while it runs) and, at the end, its
     outcome (`status`, `finished_at`, `exit_code`, `message`)."""
@@ -92,6 +125,9 @@ class StoreReader(Protocol):
     async def repositories_due(self, registry: str, owners: Sequence[str],
                                max_age_s: float | None) -> list[str]: ...
 
+    async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
+                               interval_s: float) -> list[DueDigests]: ...
+
 
 class StoreWriter(Protocol):
     """Writes, each one transaction; called only by the writer task."""
@@ -123,6 +159,14 @@ class StoreWriter(Protocol):
     async def save_repositories(self, rows: Iterable[RepositoryRow]) -> int: ...
 
     async def touch_repositories(self, names: Iterable[str]) -> int: ...
+
+    async def mark_incomplete(self, owner_id: int, package: str, run_id: int, kind: str,
+                              message: str) -> None: ...
+
+    async def save_attestations(self, owner_id: int, answered: Sequence[str],
+                                rows: Sequence[AttestationRow]) -> int: ...
+
+    async def mark_attestations_unknown(self, owner_id: int, digests: Sequence[str], reason: str) -> int: ...
 
 
 class Store(Protocol):

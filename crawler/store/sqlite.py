@@ -28,7 +28,7 @@ import structlog
 from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
-from .protocol import Applied, RepositoryRow, RunRecord
+from .protocol import Applied, AttestationRow, DueDigests, RepositoryRow, RunRecord
 from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, layer_rows,
                    manifest_row)
 
@@ -256,6 +256,35 @@ class SQLiteReader:
             due.update(r[0] for r in await self._all(sql, params))
         return sorted(due)
 
+    async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
+                               interval_s: float) -> list[DueDigests]:
+        """The image and index digests of these GitHub owners' live packages
+        to ask GitHub's attestations API about: never asked, or last answered
+        `unknown`, or younger than `young_s` (attestations may be added after
+        a push) and not asked within `interval_s`. `young_s` None: all."""
+        now = datetime.now(timezone.utc).timestamp()
+        young = None if young_s is None else _stamp(now - young_s)
+        recent = _stamp(now - interval_s)
+        found: dict[tuple[int, str, str], set[str]] = {}
+        for chunk in _chunks(list(owners)):
+            marks = ",".join("?" * len(chunk))
+            sql = ("SELECT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
+                   "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
+                   "JOIN owners o ON o.id = p.owner_id "
+                   "JOIN manifests m ON m.digest = pd.digest AND m.kind IN ('index', 'image') "
+                   "LEFT JOIN attestation_checks c ON c.owner_id = o.id AND c.digest = pd.digest "
+                   f"WHERE o.registry = ? AND o.name IN ({marks}) AND o.discovery IN ('rest', 'graphql') "
+                   "AND pd.last_seen IS NULL")
+            params: list = [registry, *chunk]
+            if young is not None:
+                sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
+                        "OR (COALESCE(pd.created_at, pd.first_seen) >= ? AND c.checked_at <= ?))")
+                params += [young, recent]
+            for owner_id, name, kind, digest in await self._all(sql, params):
+                found.setdefault((owner_id, name, kind), set()).add(digest)
+        return [DueDigests(owner_id, name, kind, tuple(sorted(digests)))
+                for (owner_id, name, kind), digests in sorted(found.items())]
+
 
 class SQLiteWriter:
     """The write face (crawler.store.protocol.StoreWriter): every method is
@@ -371,6 +400,8 @@ class SQLiteWriter:
                 "SELECT id, name FROM packages WHERE owner_id = ? AND deleted_at IS NULL", (owner_id,))
             gone = [(pid, name) for pid, name in await cur.fetchall()
                     if name not in present and in_scope(name)]
+            await db.execute("DELETE FROM incomplete_listings WHERE owner_id = ? AND package = ''",
+                             (owner_id,))
             for pid, _ in gone:
                 await db.execute("UPDATE packages SET deleted_at = ? WHERE id = ?", (now, pid))
                 await db.execute("UPDATE tags SET last_seen = ? WHERE package_id = ? AND last_seen IS NULL",
@@ -398,6 +429,8 @@ class SQLiteWriter:
                 [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
                  for r in result.referrers])
             await _save_cache(db, result.cache)
+            await db.execute("DELETE FROM incomplete_listings WHERE owner_id = ? AND package = ?",
+                             (owner_id, result.ref.name))
             applied.changed = row_changed or self._w.total_changes > before
             if not applied.changed:
                 raise _Unchanged
@@ -445,6 +478,64 @@ class SQLiteWriter:
                 [(n, utc_now()) for n in names])
         return len(names)
 
+    async def mark_incomplete(self, owner_id: int, package: str, run_id: int, kind: str,
+                              message: str) -> None:
+        """Record that the last listing of `package` ('' = the owner's
+        packages listing) did not end complete; its commit (or the owner's
+        next complete listing) clears it."""
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO incomplete_listings (owner_id, package, run_id, kind, message, at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, package) DO UPDATE SET "
+                "run_id = excluded.run_id, kind = excluded.kind, message = excluded.message, at = excluded.at",
+                (owner_id, package, run_id, kind, message, utc_now()))
+
+    async def save_attestations(self, owner_id: int, answered: Sequence[str],
+                                rows: Sequence[AttestationRow]) -> int:
+        """GitHub's complete answer for `answered` digests: their bundles
+        replace the ones stored, and each becomes `listed` or `none`."""
+        now = utc_now()
+        answered = sorted(set(answered))
+        listed = {r.digest for r in rows}
+        async with self.transaction() as db:
+            await db.executemany("DELETE FROM attestations WHERE owner_id = ? AND digest = ?",
+                                 [(owner_id, d) for d in answered])
+            await db.executemany(
+                "INSERT INTO attestations (owner_id, digest, bundle_digest, media_type, predicate_type, "
+                "repository_id, bundle_url, signer_workflow, signer_repository, signer_ref, signer_commit, "
+                "signer_issuer, signed_at, verified, verify_error, bundle, fetched_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(owner_id, *_attestation_values(r), now) for r in rows])
+            await db.executemany(
+                "INSERT INTO attestation_checks (owner_id, digest, coverage, checked_at, reason) "
+                "VALUES (?, ?, ?, ?, NULL) ON CONFLICT (owner_id, digest) DO UPDATE SET "
+                "coverage = excluded.coverage, checked_at = excluded.checked_at, reason = NULL",
+                [(owner_id, d, "listed" if d in listed else "none", now) for d in answered])
+        return len(rows)
+
+    async def mark_attestations_unknown(self, owner_id: int, digests: Sequence[str], reason: str) -> int:
+        """GitHub could not tell (403, an answer cut short): `unknown`,
+        never `none`. What an earlier answer stored is kept."""
+        now = utc_now()
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO attestation_checks (owner_id, digest, coverage, checked_at, reason) "
+                "VALUES (?, ?, 'unknown', ?, ?) ON CONFLICT (owner_id, digest) DO UPDATE SET "
+                "checked_at = excluded.checked_at, reason = excluded.reason "
+                "WHERE attestation_checks.coverage = 'unknown'",
+                [(owner_id, d, now, reason) for d in sorted(set(digests))])
+        return len(digests)
+
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _attestation_values(r: AttestationRow) -> tuple:
+    return (r.digest, r.bundle_digest, r.media_type, r.predicate_type, r.repository_id, r.bundle_url,
+            r.signer_workflow, r.signer_repository, r.signer_ref, r.signer_commit, r.signer_issuer,
+            r.signed_at, int(r.verified), r.verify_error, r.bundle)
 
 
 @contextmanager

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from ..config import DatabaseConfig
 from ..model import RegistryFacts
-from .protocol import Applied, RepositoryRow, RunRecord, Store, StoreReader, StoreWriter
+from .protocol import (Applied, Coverage, EventLog, EventRecord, RepositoryRow, RunRecord, Store, StoreReader,
+                       StoreWriter)
 from .sqlite import SQLiteStore, apply_schema, schema_text
 
-__all__ = ["Applied", "RegistryFacts", "RepositoryRow", "RunRecord", "SQLiteStore", "Store", "StoreReader",
-           "StoreWriter", "apply_schema", "open_store", "schema_text"]
+__all__ = ["Applied", "Coverage", "EventLog", "EventRecord", "RegistryFacts", "RepositoryRow", "RunRecord",
+           "SQLiteStore", "Store", "StoreReader", "StoreWriter", "apply_schema", "open_store", "schema_text"]
 
 
 async def open_store(database: DatabaseConfig) -> Store:

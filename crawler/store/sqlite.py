@@ -27,7 +27,7 @@ import aiosqlite
 from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
-from .protocol import Applied, RepositoryRow, RunRecord
+from .protocol import Applied, Coverage, EventRecord, RepositoryRow, RunRecord
 from .rows import MANIFEST_COLUMNS, children_rows, config_row, diff_tags, layer_rows, manifest_row
 
 SCHEMA_VERSION = 1
@@ -127,6 +127,7 @@ class SQLiteStore:
         self.path = path
         self._reader = SQLiteReader(read, path)
         self._writer = SQLiteWriter(write, path)
+        self._events = SQLiteEvents(self._writer, self._reader)
         self._connections = (read, write)
 
     @classmethod
@@ -151,6 +152,10 @@ class SQLiteStore:
     @property
     def writer(self) -> "SQLiteWriter":
         return self._writer
+
+    @property
+    def events(self) -> "SQLiteEvents":
+        return self._events
 
     async def close(self) -> None:
         for conn in self._connections:
@@ -437,6 +442,14 @@ class SQLiteWriter:
                 [(n, utc_now()) for n in names])
         return len(names)
 
+    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
+        rows = [(run_id, owner, package, via, utc_now()) for owner, package in changes]
+        if not rows:
+            return
+        async with self.transaction() as db:
+            await db.executemany("INSERT INTO package_changes (run_id, owner, package, via, at) "
+                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+
 
 
 @contextmanager
@@ -661,3 +674,44 @@ async def _write_tags(db, package_id: int, result: PackageResult, now: str, appl
     applied.tags_opened += len(opened)
     if result.full:
         applied.corrected += len(close)
+
+
+class SQLiteEvents:
+    """The event log (crawler.store.protocol.EventLog) of `serve`: writes
+    through the store's write connection, one transaction each, reads on
+    its read connection."""
+
+    _COLUMNS = "delivery_id, received_at, event, action, owner, package, state"
+
+    def __init__(self, writer: SQLiteWriter, reader: SQLiteReader) -> None:
+        self._writer = writer
+        self._reader = reader
+
+    async def record_event(self, event: EventRecord) -> bool:
+        async with self._writer.transaction() as db:
+            cur = await db.execute(
+                f"INSERT INTO events ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (delivery_id) DO NOTHING", astuple(event))
+            return cur.rowcount == 1
+
+    async def pending_events(self) -> list[EventRecord]:
+        rows = await self._reader._all(  # noqa: SLF001 - the same store's read face
+            f"SELECT {self._COLUMNS} FROM events WHERE state = 'pending' ORDER BY received_at, delivery_id")
+        return [EventRecord(*row) for row in rows]
+
+    async def finish_events(self, delivery_ids: Sequence[str], state: str, run_id: int | None,
+                            message: str | None) -> None:
+        now = utc_now()
+        async with self._writer.transaction() as db:
+            await db.executemany(
+                "UPDATE events SET state = ?, run_id = ?, finished_at = ?, message = ? WHERE delivery_id = ?",
+                [(state, run_id, now, message, d) for d in delivery_ids])
+
+    async def coverage(self) -> Coverage:
+        row = await self._reader._one(  # noqa: SLF001
+            "SELECT COUNT(*), COALESCE(SUM(reconcile_only), 0), COALESCE(SUM(webhook_changes), 0), "
+            "COALESCE(SUM(reconcile_changes), 0) FROM v_coverage")
+        return Coverage(*(int(v) for v in row))
+
+    async def ping(self) -> None:
+        await self._reader._one("SELECT 1")  # noqa: SLF001

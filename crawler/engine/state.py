@@ -49,6 +49,7 @@ class RunSummary:
     faults: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    changed: list[tuple[str, str]] = field(default_factory=list)   # (owner, package) committed as changed
 
     def record(self) -> RunRecord:
         """The run row's counters (the outcome fields are added at the end)."""

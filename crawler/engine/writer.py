@@ -98,6 +98,9 @@ class Writer:
     async def touch_repositories(self, names: Iterable[str]) -> int:
         return await self._write(self._store.touch_repositories, list(names))
 
+    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
+        await self._write(self._store.record_changes, run_id, via, list(changes))
+
     # -- lifecycle ----------------------------------------------------------------
 
     def interrupt(self) -> None:

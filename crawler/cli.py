@@ -53,6 +53,7 @@ EXAMPLES = {
     "status": "example: ghcr-inventory status --max-age 2h   # exit 1 when the last good sync is older",
     "demo": "example: ghcr-inventory demo --db /tmp/demo.db",
     "completion": "example: source <(ghcr-inventory completion bash)",
+    "serve": "example: GHCR_INVENTORY_WEBHOOK_SECRET=... ghcr-inventory --config inventory.toml serve",
 }
 
 
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("completion", "Print a shell completion script.")
     p.add_argument("shell", choices=("bash", "zsh"))
+
+    command("serve", "Receive GitHub's package webhooks and sync each changed package within seconds; "
+                     "reconcile on a period ([serve] in the config).")
     return parser
 
 
@@ -156,11 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
     if level is None and args.command == "demo":
         level = "warning"  # the demo prints its own story
+    if level is None and args.command == "serve":
+        level = "info"     # a service: one line per delivery and per sync, on a terminal too
     progress = logs.ProgressLine() if args.command == "sync" else None
     console = logs.configure(args.log_format, level, progress=progress)
     try:
         handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
-                   "demo": cmd_demo, "completion": cmd_completion}[args.command]
+                   "demo": cmd_demo, "completion": cmd_completion, "serve": cmd_serve}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
         say(f"error: {exc}")
@@ -418,6 +424,36 @@ def cmd_status(args, **_) -> int:
         say(f"stale: {what}; --max-age is {_human(max_age)}")
         return 1
     return 0
+
+
+# --- serve -------------------------------------------------------------------------------
+
+def cmd_serve(args, **_) -> int:
+    """Until SIGTERM/SIGINT, then 0 (README "Serve"). Without the webhook
+    secret it refuses to start (exit 2)."""
+    from .config import resolve_webhook_secret
+    config = _config(args)
+    creds = resolve_credentials(config)
+    secret = resolve_webhook_secret(config)
+    return asyncio.run(_serve_with_signals(config, creds, secret))
+
+
+async def _serve_with_signals(config, creds, secret) -> int:
+    from .serve import serve
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        log.warning("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await serve(config, creds, secret, stop=stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 # --- demo / completion --------------------------------------------------------------------

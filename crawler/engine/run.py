@@ -223,6 +223,7 @@ class Run:
         s.requests, s.not_modified, s.bytes = c.total, c.not_modified, c.bytes
         s.requests_by_kind = dict(sorted(c.requests.items()))
         s.faults = dict(sorted(c.faults.items()))
+        s.budgets = self.http.budgets()
         s.lower_bound = self.state.economy.total(c.redirects + c.requests["referrers"])
         return s
 

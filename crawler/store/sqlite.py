@@ -678,17 +678,19 @@ async def _write_tags(db, package_id: int, result: PackageResult, now: str, appl
 
 class SQLiteEvents:
     """The event log (crawler.store.protocol.EventLog) of `serve`: writes
-    through the store's write connection, one transaction each, reads on
-    its read connection."""
+    through the store's write connection, one transaction each and one at a
+    time (deliveries are answered concurrently; a connection holds one
+    transaction), reads on its read connection."""
 
     _COLUMNS = "delivery_id, received_at, event, action, owner, package, state"
 
     def __init__(self, writer: SQLiteWriter, reader: SQLiteReader) -> None:
         self._writer = writer
         self._reader = reader
+        self._one_at_a_time = asyncio.Lock()
 
     async def record_event(self, event: EventRecord) -> bool:
-        async with self._writer.transaction() as db:
+        async with self._one_at_a_time, self._writer.transaction() as db:
             cur = await db.execute(
                 f"INSERT INTO events ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (delivery_id) DO NOTHING", astuple(event))
@@ -702,7 +704,7 @@ class SQLiteEvents:
     async def finish_events(self, delivery_ids: Sequence[str], state: str, run_id: int | None,
                             message: str | None) -> None:
         now = utc_now()
-        async with self._writer.transaction() as db:
+        async with self._one_at_a_time, self._writer.transaction() as db:
             await db.executemany(
                 "UPDATE events SET state = ?, run_id = ?, finished_at = ?, message = ? WHERE delivery_id = ?",
                 [(state, run_id, now, message, d) for d in delivery_ids])

@@ -7,6 +7,7 @@ Used by the tests, ``ghcr-inventory demo`` and the benchmark. Modules, one role 
 - ``tokens``    — signing key, certificate bundle, registry JWTs
 - ``state``     — the GitHub-side data model (owners, repos, packages, tokens)
 - ``emulator``  — REST packages API, GraphQL, ``/token`` (aiohttp)
+- ``webhooks``  — signed ``registry_package`` deliveries for pushes (packages with a source repository)
 - ``graphql_api`` / ``render`` / ``openapi`` — GraphQL resolvers, REST JSON, schema checks
 - ``proxy`` / ``faults`` — ghcr-shaped fault proxy, blob CDN, fault kinds
 - ``content`` / ``builder`` — image bytes; pushing + registering (the source of truth)

@@ -213,7 +213,8 @@ class Scheduler:
                      holder=redact(str(exc)), retry_in_s=delay)
         else:
             self.telemetry.syncs.labels(options.trigger, "store_error").inc()
-            log.error("sync_store_failed", trigger=options.trigger, error=redact(str(exc)), retry_in_s=delay)
+            log.error("sync_store_failed", trigger=options.trigger, error=redact(str(exc)), retry_in_s=delay,
+                      cause=redact(repr(exc.__cause__)) if exc.__cause__ else None)
 
     def _done(self, options: SyncOptions, summary: RunSummary) -> None:
         self.telemetry.sync_done(options.trigger, summary)

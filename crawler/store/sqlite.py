@@ -57,9 +57,17 @@ def _chunks(items: Sequence, size: int = _CHUNK):
 
 def create_private_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does (it would use 0644);
-    SQLite gives its -wal and -shm files the same mode."""
+    SQLite gives its -wal and -shm files the same mode. An existing file is
+    never opened here: closing a descriptor of a file drops every POSIX lock
+    this process holds on it, SQLite's included, so a second store opened
+    while another is open (`serve` keeps one, each sync opens its own) would
+    let another process believe it is the last connection and remove the WAL
+    under it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
 
 

@@ -260,5 +260,3 @@ async def test_interrupt_ends_a_wait_for_a_foreign_lock_promptly(store):
     finally:
         other.execute("ROLLBACK")
         other.close()
-
-

@@ -26,9 +26,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
-import orjson
-
-from .errors import WebhookRejected
+from .errors import ParseError, WebhookRejected
+from .oci.fields import json_object
 
 __all__ = ["Delivery", "Ignored", "PackageChange", "Ping", "check_owner", "check_package", "parse_delivery",
            "parse_event", "sign", "verify_signature"]
@@ -129,11 +128,9 @@ def parse_event(event: str, body: bytes) -> Ping | PackageChange | Ignored:
     the first field that is missing, of the wrong type or outside GitHub's
     grammar."""
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise WebhookRejected(f"body is not JSON ({exc.args[0] if exc.args else 'malformed'})") from None
-    if not isinstance(data, dict):
-        raise WebhookRejected(f"body must be a JSON object, not {type(data).__name__}")
+        data = json_object(body, "body")
+    except ParseError as exc:
+        raise WebhookRejected(exc.message) from None
     if event == "ping":
         zen = data.get("zen")
         return Ping(zen if isinstance(zen, str) else None)

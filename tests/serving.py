@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import orjson
 import pytest_asyncio
 
 from crawler.config import Credentials, load_config

@@ -63,8 +63,8 @@ def test_payloads_become_values():
 
 
 @pytest.mark.parametrize("body, needle", [
-    (b"{not json", "body is not JSON"),
-    (b"[1, 2]", "body must be a JSON object, not list"),
+    (b"{not json", "body is not valid JSON"),
+    (b"[1, 2]", "body is JSON list, not an object"),
     (orjson.dumps({"registry_package": {}}), "'action' must be a non-empty string, not missing"),
     (orjson.dumps({"action": "published", "registry_package": "x"}), "'registry_package' must be an object"),
     (orjson.dumps(payload(name=5)), "'registry_package.name' must be a non-empty string, not int"),

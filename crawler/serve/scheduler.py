@@ -85,6 +85,9 @@ class Scheduler:
         packages = self._pending.setdefault(owner, {})
         pending = packages.setdefault(package, Pending(self.clock()))
         pending.deliveries[delivery_id] = received
+        self._wake_owner(owner)
+
+    def _wake_owner(self, owner: str) -> None:
         self._update_depth()
         self._wake.setdefault(owner, asyncio.Event()).set()
         if owner not in self._tasks or self._tasks[owner].done():
@@ -156,6 +159,8 @@ class Scheduler:
             return
         if summary.status == "interrupted":
             log.info("events_left_pending", owner=owner, packages=list(names))
+            if not self.stop.is_set():      # the run timeout, not a stop: try them again
+                self._requeue(owner, batch)
             return
         ended = self.wall()
         failed = _failed_packages(summary, owner, names)
@@ -169,6 +174,13 @@ class Scheduler:
                     self.telemetry.latency.observe(max(committed - received, 0.0))
                 log.info("event_synced", owner=owner, package=package, delivery=delivery, state=state,
                          run_id=summary.run_id, latency_s=round(max(committed - received, 0.0), 3))
+
+    def _requeue(self, owner: str, batch: dict[str, Pending]) -> None:
+        packages = self._pending.setdefault(owner, {})
+        for package, pending in batch.items():
+            merged = packages.setdefault(package, Pending(self.clock()))
+            merged.deliveries.update(pending.deliveries)
+        self._wake_owner(owner)
 
     # -- reconciliation -------------------------------------------------------------------
 

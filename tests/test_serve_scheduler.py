@@ -108,3 +108,41 @@ async def test_a_stop_leaves_the_events_pending(step):
     step.advance(5)
     await s.close()
     assert sync.calls == [] and events.finished == {}
+
+
+class Store:
+    """The EventLog's ping and coverage, failing or not."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    async def ping(self) -> None:
+        if self.fail:
+            from crawler.errors import StoreError
+            raise StoreError("cannot create or open for writing (Read-only file system)", where="inventory.db")
+
+    async def coverage(self):
+        from crawler.store import Coverage
+        return Coverage(packages=3, reconcile_only=1, webhook_changes=4, reconcile_changes=2)
+
+
+async def test_healthz_is_503_with_the_reasons_when_the_store_fails_or_reconciliation_is_late(step):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from crawler.secret import Secret
+    from crawler.serve.app import build_app
+    config = Config(owners=(OwnerConfig("acme"),), serve=ServeConfig(reconcile_interval_s=60))
+    for fail, late, problems in [(False, 0, []), (True, 0, ["store unreachable"]),
+                                 (False, 121, ["no successful reconciliation for 121s"])]:
+        s = scheduler(Sync(), Events(), step)
+        s.config = config
+        s.started = 1000.0
+        store = Store(fail)
+        app = build_app(config, Secret("x" * 20), store, s, s.telemetry, wall=lambda: 1000.0 + late)
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.get("/healthz")
+            body = await resp.json()
+            assert (resp.status, body["problems"]) == (503 if problems else 200, problems)
+            metrics = await (await client.get("/metrics")).text()
+        assert "ghcr_inventory_serve_reconcile_only_packages 1.0" in metrics
+        await s.close()

@@ -12,6 +12,7 @@ engine, map errors to exit codes (README "Exit codes"):
      timeout (a timer just retries) ·
   124 `query`/`report` ran past --timeout ·
   130/143 stopped by SIGINT/SIGTERM · 141 the reader of stdout left (`| head`)
+  (`serve`, a service, exits 0 when SIGTERM/SIGINT stop it)
 
 Whatever happens, the user sees one line naming what and where (a traceback
 only at debug level) and a documented code.

@@ -308,6 +308,39 @@ CREATE TABLE IF NOT EXISTS attestations (
 );
 CREATE INDEX IF NOT EXISTS attestations_digest ON attestations (digest);
 
+-- Webhook deliveries `serve` accepted (crawler/serve/), each written before
+-- it is answered 202, so a crash between receipt and sync loses nothing: the
+-- next start syncs what is still pending. A redelivery keeps its delivery id
+-- and is recognised here. Deliveries that need no sync (ping, other events,
+-- other ecosystems) are only counted (GET /metrics).
+CREATE TABLE IF NOT EXISTS events (
+    delivery_id TEXT PRIMARY KEY,           -- X-GitHub-Delivery
+    received_at TEXT NOT NULL,
+    event       TEXT NOT NULL,              -- package | registry_package
+    action      TEXT NOT NULL,              -- published | updated
+    owner       TEXT NOT NULL,              -- the owner as configured in [[owners]]
+    package     TEXT NOT NULL,
+    state       TEXT NOT NULL,              -- pending | done | failed
+    run_id      INTEGER,                    -- the sync run that handled it
+    finished_at TEXT,
+    message     TEXT                        -- why it failed (the run's message)
+);
+CREATE INDEX IF NOT EXISTS events_state ON events (state);
+CREATE INDEX IF NOT EXISTS events_package ON events (owner, package);
+
+-- Which run found each package change and how that run was started (via:
+-- webhook = a targeted sync `serve` ran for an event; reconcile = `serve`'s
+-- period; sync = the CLI, a timer or cron): the coverage report (v_coverage).
+CREATE TABLE IF NOT EXISTS package_changes (
+    run_id  INTEGER NOT NULL REFERENCES sync_runs (id),
+    owner   TEXT NOT NULL,
+    package TEXT NOT NULL,
+    via     TEXT NOT NULL,                  -- webhook | reconcile | sync
+    at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, owner, package)
+);
+CREATE INDEX IF NOT EXISTS package_changes_package ON package_changes (owner, package);
+
 -- ---------------------------------------------------------------------------
 -- Stable views (the documented query surface)
 -- ---------------------------------------------------------------------------
@@ -1099,3 +1132,31 @@ SELECT (SELECT COUNT(*) FROM owners)                                        AS o
        (SELECT finished_at FROM last_run)                                   AS last_sync_finished,
        (SELECT status FROM last_run)                                        AS last_sync_status
 FROM ti, ob;
+
+-- v_coverage (report `webhook-coverage`): for each package that changed since
+-- its owner's first webhook delivery, how its changes were found — by a
+-- webhook-triggered sync or by reconciliation (serve's period, a timer, a
+-- manual sync) — and how many deliveries named it. reconcile_only = 1: it
+-- changed, yet GitHub never sent an event for it (typically a package
+-- without a source repository, see report missing-source): only
+-- reconciliation keeps it current. Changes before the owner's first delivery
+-- say nothing about webhooks and are left out.
+CREATE VIEW v_coverage AS
+SELECT c.owner,
+       c.package,
+       p.repository,
+       SUM(CASE WHEN c.via = 'webhook' THEN 1 ELSE 0 END)              AS webhook_changes,
+       SUM(CASE WHEN c.via = 'webhook' THEN 0 ELSE 1 END)              AS reconcile_changes,
+       (SELECT COUNT(*) FROM events e
+         WHERE e.owner = c.owner AND e.package = c.package)           AS deliveries,
+       MAX(c.at)                                                       AS last_change,
+       CASE WHEN SUM(CASE WHEN c.via = 'webhook' THEN 1 ELSE 0 END) = 0
+             AND NOT EXISTS (SELECT 1 FROM events e
+                              WHERE e.owner = c.owner AND e.package = c.package)
+            THEN 1 ELSE 0 END                                          AS reconcile_only
+FROM package_changes c
+JOIN (SELECT owner, MIN(received_at) AS since FROM events GROUP BY owner) f ON f.owner = c.owner
+LEFT JOIN owners o ON o.name = c.owner
+LEFT JOIN packages p ON p.owner_id = o.id AND p.name = c.package
+WHERE c.at >= f.since
+GROUP BY c.owner, c.package, p.repository;

@@ -12,6 +12,7 @@ engine, map errors to exit codes (README "Exit codes"):
      timeout (a timer just retries) ·
   124 `query`/`report` ran past --timeout ·
   130/143 stopped by SIGINT/SIGTERM · 141 the reader of stdout left (`| head`)
+  (`serve`, a service, exits 0 when SIGTERM/SIGINT stop it)
 
 Whatever happens, the user sees one line naming what and where (a traceback
 only at debug level) and a documented code.
@@ -56,6 +57,7 @@ EXAMPLES = {
     "check": "example: GITHUB_TOKEN=... ghcr-inventory check --format json   # exit 0 good, 3 token, 4 unreachable",
     "plan-cleanup": "example: ghcr-inventory plan-cleanup --owner acme --policy untagged_older_than_days=30 "
                     "--format script > cleanup.sh   # review, then run it yourself",
+    "serve": "example: GHCR_INVENTORY_WEBHOOK_SECRET=... ghcr-inventory --config inventory.toml serve",
 }
 
 
@@ -125,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("completion", "Print a shell completion script.")
     p.add_argument("shell", choices=("bash", "zsh"))
+
+    command("serve", "Receive GitHub's package webhooks and sync each changed package within seconds; "
+                     "reconcile on a period ([serve] in the config).")
     return parser
 
 
@@ -175,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
     if level is None and args.command == "demo":
         level = "warning"  # the demo prints its own story
+    if level is None and args.command == "serve":
+        level = "info"     # a service: one line per delivery and per sync, on a terminal too
     progress = logs.ProgressLine() if args.command == "sync" else None
     console = logs.configure(args.log_format, level, progress=progress)
     try:
         handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
                    "demo": cmd_demo, "completion": cmd_completion, "check": cmd_check,
-                   "plan-cleanup": cmd_plan_cleanup}[args.command]
+                   "plan-cleanup": cmd_plan_cleanup, "serve": cmd_serve}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
         say(f"error: {exc}")
@@ -475,6 +482,36 @@ def cmd_plan_cleanup(args, **_) -> int:
             print(printable(f"refused {plan.owner}/{plan.package}: {plan.refused}"), file=sys.stderr)
     print(printable(summary(plans)), file=sys.stderr)
     return 0
+
+
+# --- serve -------------------------------------------------------------------------------
+
+def cmd_serve(args, **_) -> int:
+    """Until SIGTERM/SIGINT, then 0 (README "Serve"). Without the webhook
+    secret it refuses to start (exit 2)."""
+    from .config import resolve_webhook_secret
+    config = _config(args)
+    creds = resolve_credentials(config)
+    secret = resolve_webhook_secret(config)
+    return asyncio.run(_serve_with_signals(config, creds, secret))
+
+
+async def _serve_with_signals(config, creds, secret) -> int:
+    from .serve import serve
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        log.warning("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await serve(config, creds, secret, stop=stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 # --- demo / completion --------------------------------------------------------------------

@@ -132,6 +132,17 @@ class CleanupConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """`ghcr-inventory serve`: the webhook receiver (crawler/serve/)."""
+
+    listen: str = "127.0.0.1:8080"      # loopback: TLS ends at a reverse proxy in front
+    secret_env: str | None = "GHCR_INVENTORY_WEBHOOK_SECRET"
+    secret_file: Path | None = None
+    reconcile_interval_s: float = 3600.0    # a full incremental sync this often (0 = never: timers do it)
+    debounce_s: float = 5.0                 # events for one package within this become one sync
+
+
+@dataclass(frozen=True, slots=True)
 class OwnerConfig:
     name: str
     kind: str = "org"
@@ -155,6 +166,7 @@ class Config:
     owners: tuple[OwnerConfig, ...] = ()
     attestations: AttestationsConfig = field(default_factory=AttestationsConfig)
     cleanup: CleanupConfig = field(default_factory=CleanupConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def owner(self, name: str) -> OwnerConfig | None:
         return next((o for o in self.owners if o.name.lower() == name.lower()), None)
@@ -168,9 +180,10 @@ _SECTIONS: dict[str, type] = {
     "registry": RegistryConfig,
     "crawl": CrawlConfig,
     "attestations": AttestationsConfig,
+    "serve": ServeConfig,
 }
 _PATH_KEYS = {"database.path", "github.token_file", "registry.token_file", "registry.docker_config",
-              "attestations.trusted_root"}
+              "attestations.trusted_root", "serve.secret_file"}
 
 
 def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
@@ -406,6 +419,27 @@ def _check_semantics(config: Config) -> None:
     _check_url(config.github.api_url, "github.api_url", config.github.insecure, source)
     _check_url(config.github.graphql_url, "github.graphql_url", config.github.insecure, source)
     _check_url(config.registry.url, "registry.url", config.registry.insecure, source)
+    _check_serve(config.serve, source)
+
+
+def _check_serve(serve: ServeConfig, source: str) -> None:
+    parse_listen(serve.listen, source)
+    if serve.debounce_s < 0 or serve.reconcile_interval_s < 0:
+        key = "debounce_s" if serve.debounce_s < 0 else "reconcile_interval_s"
+        raise ConfigError(f"'serve.{key}' must not be negative", where=source)
+
+
+def parse_listen(text: str, source: str = "<string>") -> tuple[str, int]:
+    """'HOST:PORT' ('[::1]:8080' for IPv6) -> (host, port); ConfigError naming serve.listen."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""   # a bare IPv6 address is ambiguous: it needs brackets
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"'serve.listen' must be HOST:PORT (e.g. \"127.0.0.1:8080\"), not {text!r}",
+                          where=source)
+    return host, int(port)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -443,26 +477,27 @@ def _check_url(url: str, key: str, insecure: bool, source: str) -> None:
 # --- tokens ---------------------------------------------------------------
 
 def read_token(env_name: str | None, file: Path | None, *, what: str, source: str,
-               environ: Mapping[str, str] | None = None) -> Secret | None:
-    """The token from `file` if set, else from the environment; None if neither is set."""
+               environ: Mapping[str, str] | None = None, key: str = "token") -> Secret | None:
+    """The token from `file` if set, else from the environment; None if neither is set.
+    `key`: the keys' stem in section `what` (`token` -> token_env/token_file)."""
     environ = os.environ if environ is None else environ
     if file is not None:
         try:
             # Bytes as they are: text mode would turn a CR inside the token into LF.
             value = Path(file).read_bytes().decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"'{what}.token_file' cannot be read: {file}: "
+            raise ConfigError(f"'{what}.{key}_file' cannot be read: {file}: "
                               f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}",
                               where=source) from None
         if not value:
-            raise ConfigError(f"'{what}.token_file' is empty: {file}", where=source)
-        _check_token(value, f"'{what}.token_file' {file}", source)
-        _warn_if_exposed(Path(file), f"{what}.token_file")
+            raise ConfigError(f"'{what}.{key}_file' is empty: {file}", where=source)
+        _check_token(value, f"'{what}.{key}_file' {file}", source)
+        _warn_if_exposed(Path(file), f"{what}.{key}_file")
         return Secret(value)
     if env_name:
         value = environ.get(env_name, "").strip()
         if value:
-            _check_token(value, f"environment variable {env_name} ('{what}.token_env')", source)
+            _check_token(value, f"environment variable {env_name} ('{what}.{key}_env')", source)
         return Secret(value) if value else None
     return None
 
@@ -588,3 +623,26 @@ def docker_login(config: Config, environ: Mapping[str, str] | None = None):
         raise ConfigError(f"the Docker config {path} holds a {token_kind} for {host} with {problem}",
                           where=config.source)
     return found.login, f"docker config {path} (auths entry for {host}, {token_kind})"
+
+
+MIN_WEBHOOK_SECRET = 16
+
+
+def resolve_webhook_secret(config: Config, environ: Mapping[str, str] | None = None) -> Secret:
+    """The webhook secret `serve` checks signatures with, from serve.secret_file
+    or serve.secret_env; required (ConfigError, exit 2, without it). At least
+    MIN_WEBHOOK_SECRET characters: a short secret is guessable, and every
+    secret is registered for redaction (crawler/secret.py)."""
+    serve = config.serve
+    secret = read_token(serve.secret_env, serve.secret_file, what="serve", source=config.source,
+                        environ=environ, key="secret")
+    if secret is None:
+        how = (f"environment variable {serve.secret_env} is not set ('serve.secret_env')"
+               if serve.secret_env else "set 'serve.secret_env' or 'serve.secret_file'")
+        raise ConfigError(f"serve needs the webhook secret GitHub signs deliveries with: {how}",
+                          where=config.source)
+    if len(secret.reveal()) < MIN_WEBHOOK_SECRET:
+        origin = "'serve.secret_file'" if serve.secret_file else f"environment variable {serve.secret_env}"
+        raise ConfigError(f"{origin} holds a webhook secret shorter than {MIN_WEBHOOK_SECRET} characters; "
+                          f"use a random one (openssl rand -hex 32)", where=config.source)
+    return secret

@@ -2,8 +2,9 @@
 
 Starts the world (the real CNCF registry with token auth behind a
 ghcr-shaped front, and the GitHub API emulator), pushes the sample org, syncs
-it twice (cold, then a no-op that costs only 304s), and shows what the
-database answers. Everything stays on 127.0.0.1; the tokens are the
+it twice (cold, then a no-op that costs only 304s), runs `serve` while a new
+tag is pushed (the emulator's webhook makes it queryable seconds later), and
+shows what the database answers. Everything stays on 127.0.0.1; the tokens are the
 sandbox's own fake ones and never appear on a command line.
 """
 
@@ -61,12 +62,68 @@ def run_demo(db: Path | None = None, out=None) -> int:
                 summary = asyncio.run(run_sync(config, creds))
                 print(_line(label, summary, time.monotonic() - started), file=out)
                 code = max(code, summary.exit_code)
+            print(asyncio.run(_serve_demo(world, config, creds, db)), file=out)
         _show(db, out)
         print(f"\ndatabase: {db}\ntry: ghcr-inventory query --db {db} "
               f"\"SELECT package, platform, size FROM v_images WHERE kind = 'image'\"", file=out)
         return code
     finally:
         shutil.rmtree(workdir / "world", ignore_errors=True)
+
+
+DEMO_SECRET = "demo-webhook-secret-" + "0" * 16   # the sandbox's own, like its tokens
+DEMO_PACKAGE, DEMO_TAG = "webapp", "2.0.0-demo"
+
+
+async def _serve_demo(world, config, creds, db: Path) -> str:
+    """`serve` on a loopback port with the emulator's webhook pointed at it:
+    push a new tag of a linked package and time until v_tags shows it."""
+    from dataclasses import replace
+    from .serve import serve
+    config = replace(config, serve=replace(config.serve, listen="127.0.0.1:0", debounce_s=0.5,
+                                           reconcile_interval_s=0))
+    stop, urls = asyncio.Event(), []
+    task = asyncio.create_task(serve(config, creds, Secret(DEMO_SECRET), stop=stop, ready=urls.append))
+    try:
+        while not urls and not task.done():
+            await asyncio.sleep(0.02)
+        if task.done():
+            task.result()
+        await asyncio.to_thread(world.add_webhook, urls[0] + "/webhook", DEMO_SECRET, owner="acme")
+        runs = _runs(db)
+        started = time.monotonic()
+        await asyncio.to_thread(world.builder.push_image, "acme", DEMO_PACKAGE, tags=[DEMO_TAG],
+                                repository="acme/webapp")
+        seconds = await _until_tagged(db, started)
+        syncs = _runs(db) - runs
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    if seconds is None:
+        return f"serve: acme/{DEMO_PACKAGE}:{DEMO_TAG} was not queryable within 30s (see the serve log)"
+    return (f"serve: pushed acme/{DEMO_PACKAGE}:{DEMO_TAG}; its webhook made it queryable {seconds:.1f}s "
+            f"later ({syncs} targeted sync{'s' if syncs != 1 else ''})")
+
+
+def _runs(db: Path) -> int:
+    conn = open_readonly(db)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM sync_runs").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def _until_tagged(db: Path, started: float, within_s: float = 30.0) -> float | None:
+    sql = "SELECT 1 FROM v_tags WHERE owner = 'acme' AND package = ? AND tag = ?"
+    while time.monotonic() - started < within_s:
+        conn = open_readonly(db)
+        try:
+            if conn.execute(sql, (DEMO_PACKAGE, DEMO_TAG)).fetchone():
+                return time.monotonic() - started
+        finally:
+            conn.close()
+        await asyncio.sleep(0.05)
+    return None
 
 
 def _show(db: Path, out) -> None:

@@ -24,6 +24,8 @@ them, with ``raise X from exc``.
     ├── QueryTimeout               exit 124 `query`/`report` ran past --timeout (as timeout(1))
     ├── InterruptedRun             exit 130 SIGINT/SIGTERM stopped the run
     │   └── QueryInterrupted       130/143  a signal stopped a `query`/`report`/`status`
+    ├── WebhookRejected            (HTTP)   a delivery `serve` refuses: 401 bad signature,
+    │                                       400 bad payload, 413 too large (never an exit)
     ├── PackageError               exit 1   one package failed; the run goes on
     │   ├── ParseError                      a body or header broke its format
     │   │   └── DigestMismatchError         bytes do not hash to their digest
@@ -154,6 +156,19 @@ class QueryInterrupted(InterruptedRun):
     def __init__(self, message: str, *, where: str | None = None, signum: int = 2) -> None:
         super().__init__(message, where=where)
         self.exit_code = 128 + signum
+
+
+class WebhookRejected(InventoryError):
+    """A webhook delivery `serve` refuses, answered with `status` (401: the
+    signature is missing or wrong; 400: not JSON, or a field GitHub's schema
+    or name grammar does not allow, named in the message; 413: over the body
+    cap). It never ends the process; the exit code is that of bad input."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, where: str | None = None, status: int = 400) -> None:
+        super().__init__(message, where=where)
+        self.status = status
 
 
 class InternalError(InventoryError):

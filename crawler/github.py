@@ -131,6 +131,17 @@ def _package(item: Any, at: str) -> GhPackage | None:
         created_at=_opt(item, "created_at", str, at), updated_at=_opt(item, "updated_at", str, at))
 
 
+def parse_package(body: bytes, *, where: str = "package") -> Parsed:
+    """One package (`GET …/packages/container/NAME`): the same record as a
+    listing entry; an entry that is not a container package yields none."""
+    try:
+        item = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ParseError("malformed JSON from the GitHub API", where=where) from None
+    package = _package(item, where)
+    return Parsed((package,) if package is not None else (), (), 1)
+
+
 def parse_versions(body: bytes, *, where: str = "versions") -> Parsed:
     """A package's versions page; any malformed entry fails the page (a
     package is synced whole or not at all)."""
@@ -211,6 +222,17 @@ class GitHubClient:
         base = "orgs" if kind == "org" else "users"
         query = urlencode({"package_type": "container", "per_page": per_page})
         return f"{self.api}/{base}/{quote(owner, safe='')}/packages?{query}"
+
+    def package_url(self, owner: str, kind: str, package: str) -> str:
+        base = "orgs" if kind == "org" else "users"
+        return f"{self.api}/{base}/{quote(owner, safe='')}/packages/container/{quote(package, safe='')}"
+
+    async def package(self, owner: str, kind: str, package: str, *, conditional: bool = True) -> Page:
+        """One package by name (ETag-conditional like a listing page)."""
+        return await self._page(self.package_url(owner, kind, package), kind="discovery",
+                                conditional=conditional, what=f"package '{owner}/{package}'",
+                                parse=parse_package, to_payload=packages_to_payload,
+                                from_payload=payload_to_packages, number=1)
 
     def versions_url(self, owner: str, kind: str, package: str) -> str:
         base = "orgs" if kind == "org" else "users"

@@ -148,6 +148,11 @@ class HttpClient:
             self._governors[key] = gov
         return gov
 
+    def budgets(self) -> dict[str, tuple[int, int | None]]:
+        """(remaining, limit) of every rate budget a server announced, by governor."""
+        return {key: (gov.rate_limit.remaining, gov.rate_limit.limit) for key, gov in self._governors.items()
+                if gov.rate_limit.remaining is not None}
+
     def _slot(self, host: str) -> asyncio.Semaphore:
         slot = self._slots.get(host)
         if slot is None:

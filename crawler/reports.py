@@ -77,6 +77,15 @@ def _unattested_note(conn: sqlite3.Connection, rows: Rows, days: int) -> str | N
             "unknown: the token cannot read attestations, fine-grained tokens need attestations:read; or not "
             "asked yet): they may be attested there")
 
+def _coverage_note(conn: sqlite3.Connection, rows: Rows, days: int) -> str | None:
+    if not conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]:
+        return ("report webhook-coverage: no webhook delivery recorded yet: it compares what "
+                "`ghcr-inventory serve` was told with what reconciliation found (README \"Serve\")")
+    only = sum(1 for r in rows if r[3])
+    return (f"{only} of {len(rows)} changed package{'s' if len(rows) != 1 else ''} changed only by "
+            "reconciliation: GitHub sends no webhook for them (no source repository? see report "
+            "missing-source)")
+
 
 LARGEST_LIMIT = 25
 
@@ -159,6 +168,13 @@ _REPORTS = (
            "v_summary",
            "SELECT * FROM v_summary",
            transpose=True),
+    Report("webhook-coverage", "Packages whose changes arrive only by reconciliation (GitHub sends no webhook).",
+           "v_coverage",
+           "SELECT owner, package, repository, reconcile_only, webhook_changes, reconcile_changes,\n"
+           "       deliveries, last_change\n"
+           "FROM v_coverage\n"
+           "ORDER BY reconcile_only DESC, owner, package",
+           note=_coverage_note),
 )
 
 REPORTS: dict[str, Report] = {r.name: r for r in _REPORTS}
@@ -222,6 +238,7 @@ VIEWS = {
                              "plan-cleanup refuses them.",
     "v_broken_indexes": "Children a multi-arch index lists that the registry no longer has (404).",
     "v_summary": "One row: owners, packages, tags, images, signed %, orphans, reclaimable bytes, last sync.",
+    "v_coverage": "Per package changed since webhooks began: changes found by webhook vs by reconciliation.",
 }
 
 DATABASE = "inventory"  # Datasette names a database after its file: inventory.db

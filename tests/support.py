@@ -106,3 +106,41 @@ def last_run(db: Path) -> dict:
         return dict(conn.execute("SELECT * FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone())
     finally:
         conn.close()
+
+
+class StepClock:
+    """Injected time the test moves by hand: `sleep` returns only once
+    `advance` has moved the clock past its deadline (debounce windows and
+    retry backoff, driven step by step without waiting)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self._tick: asyncio.Event | None = None
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        deadline = self.now + seconds
+        while self.now < deadline:
+            if self._tick is None:
+                self._tick = asyncio.Event()
+            await self._tick.wait()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        tick, self._tick = self._tick, None
+        if tick is not None:
+            tick.set()
+
+
+async def until(predicate, *, within_s: float = 30.0, what: str = "condition"):
+    """Wait (bounded) until `predicate()` is truthy; return its value."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
+        await asyncio.sleep(0.02)

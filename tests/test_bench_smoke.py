@@ -26,7 +26,8 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--state-dir", str(tmp_path / "state"),
            "--packages", "6", "--giants", "1", "--giant-tags", "120", "--small", "3", "--sample", "2",
            "--latency-ms", "1", "--concurrency", "8", "--skopeo-sequential", "no", "--profile", "none",
-           "--writer-packages", "4", "--writer-tags", "20", "--json", str(out), "--docs", str(docs)]
+           "--writer-packages", "4", "--writer-tags", "20", "--json", str(out), "--docs", str(docs),
+           "--serve-singles", "2", "--serve-burst", "6", "--serve-burst-packages", "3"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = json.loads(out.read_text())
@@ -55,6 +56,11 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert side["registry_noop"]["requests"] > side["ours_noop"]["requests"] == 1
     assert r["small_cold"]["status"] == "ok" and r["small_cold"]["images"] == r["small_world"]["counts"]["bench"]["digests"]
     assert r["writer"]["cold"]["tag_rows"] == r["writer"]["tags"]["tag_rows"] == 80
+
+    serve = r["serve"]
+    assert (serve["single"]["events"], serve["single"]["syncs"]) == (2, 2)
+    assert (serve["burst"]["events"], serve["burst"]["syncs"], serve["burst"]["packages"]) == (6, 1, 3)
+    assert serve["burst"]["requests"] >= serve["burst"]["lower_bound"] > 0 and serve["single"]["median_s"] > 0
 
     names = [t["name"] for t in r["targets"]]
     assert len(names) == 9 and all(isinstance(t["ok"], bool) for t in r["targets"])

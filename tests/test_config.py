@@ -177,3 +177,35 @@ def test_a_token_file_others_can_read_is_warned_about_once(tmp_path):
     with capture_logs() as logs:
         resolve_credentials(config, environ={})
     assert not [e for e in logs if e["event"] == "token_file_exposed"]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[serve]\nlisten = '8080'", "'serve.listen' must be HOST:PORT"),
+    ("[serve]\nlisten = '::1:8080'", "'serve.listen' must be HOST:PORT"),
+    ("[serve]\ndebounce_s = -1", "'serve.debounce_s' must not be negative"),
+    ("[serve]\nreconcile_interval_s = 'hourly'", "'serve.reconcile_interval_s' must be a number"),
+    ("[serve]\nsecret = 'x'", "unknown key 'serve.secret'"),
+])
+def test_serve_keys_are_checked(text, needle):
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="c.toml")
+    assert needle in str(err.value) and "c.toml" in str(err.value)
+
+
+def test_the_webhook_secret_is_required_long_enough_and_never_echoed(tmp_path):
+    from crawler.config import resolve_webhook_secret
+    config = parse_config("[serve]\nlisten = '[::1]:0'", source="c.toml")
+    assert config.serve.listen == "[::1]:0" and config.serve.secret_env == "GHCR_INVENTORY_WEBHOOK_SECRET"
+    with pytest.raises(ConfigError, match="'serve.secret_env'"):
+        resolve_webhook_secret(config, environ={})
+    with pytest.raises(ConfigError, match="shorter than 16") as err:
+        resolve_webhook_secret(config, environ={"GHCR_INVENTORY_WEBHOOK_SECRET": "tooShort-42"})
+    assert "tooShort-42" not in str(err.value)
+    assert resolve_webhook_secret(config, environ={"GHCR_INVENTORY_WEBHOOK_SECRET": "s" * 32}).reveal() == "s" * 32
+    secret = tmp_path / "secret"
+    secret.write_text("f" * 40 + "\n")
+    secret.chmod(0o600)
+    from_file = parse_config(f"[serve]\nsecret_file = '{secret}'", source="c.toml")
+    assert resolve_webhook_secret(from_file, environ={}).reveal() == "f" * 40
+    with pytest.raises(ConfigError, match="'serve.secret_file' cannot be read"):
+        resolve_webhook_secret(parse_config("[serve]\nsecret_file = '/nonexistent/s'", source="c.toml"), environ={})

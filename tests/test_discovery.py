@@ -8,7 +8,7 @@ import pytest
 
 from crawler.config import OwnerConfig
 from crawler.discovery import Listing, Scope, discover, repository_path
-from crawler.errors import ParseError
+from crawler.errors import NotFoundError, ParseError
 from crawler.github import GhPackage, Page
 from crawler.registry import Listed
 
@@ -22,6 +22,13 @@ class FakeGitHub:
             if self.fail_after is not None and i == self.fail_after:
                 raise ParseError("page cut short")
             yield Page(tuple(items), None, None, False)
+
+    async def package(self, owner, kind, name, *, conditional=True):
+        self.named = [*getattr(self, "named", []), name]
+        found = [p for items in self.pages for p in items if p.name == name]
+        if not found:
+            raise NotFoundError(f"package '{owner}/{name}' not found")
+        return Page((found[0],), None, None, False)
 
 
 class FakeRegistry:
@@ -58,6 +65,22 @@ async def test_only_selects_exact_names():
     refs = await collect(OwnerConfig("acme"), Scope(only=("app",)), listing,
                          github=FakeGitHub([[gh("app"), gh("app2")]]), registry=None)
     assert [r.name for r in refs] == ["app"]
+
+
+async def test_a_few_named_packages_are_fetched_one_by_one_not_listed():
+    listing = Listing()
+    github = FakeGitHub([[gh("app"), gh("app2"), gh("tool")]])
+    with pytest.raises(NotFoundError):
+        refs = []
+        async for page in discover(OwnerConfig("acme"), Scope(exclude=("tool",), only=("gone", "app", "tool")),
+                                   listing, github=github, registry=None):
+            refs += page
+    assert [r.name for r in refs] == ["app"]            # the 404 is raised after the others were handed on
+    assert github.named == ["gone", "app"] and listing.pages == 1   # excluded names are never fetched
+    many = tuple(f"p{i}" for i in range(11))
+    refs = await collect(OwnerConfig("acme"), Scope(only=many), Listing(), github=FakeGitHub([[gh("p3")]]),
+                         registry=None)
+    assert [r.name for r in refs] == ["p3"]             # more than NAMED_MAX names: the listing
 
 
 async def test_a_listing_that_fails_midway_is_not_complete():

@@ -118,7 +118,7 @@ def rows_as_dicts(conn, name, **kw) -> tuple[list[dict], str | None]:
 
 def test_report_list_matches_the_issue():
     assert list(REPORTS) == ["unsigned", "missing-source", "stale", "orphans", "platforms", "largest",
-                             "moved", "public-from-private", "broken", "unattested", "summary"]
+                             "moved", "public-from-private", "broken", "unattested", "summary", "webhook-coverage"]
     assert all(r.description and "\n" not in r.description for r in REPORTS.values())
     assert all(f"FROM {r.view}" in r.sql for r in REPORTS.values())  # each report reads its view
 

@@ -44,3 +44,13 @@ def test_cron_line_uses_flock():
     fields = lines[0].split()
     assert len(fields[:5]) == 5 and fields[6:8] == ["flock", "-n"]
     assert " sync " in lines[0] and "--log-format json" in lines[0]
+
+
+def test_serve_unit_is_a_hardened_notify_service_with_credentials():
+    service = (UNITS / "ghcr-inventory-serve.service").read_text()
+    for directive in ("Type=notify", "LoadCredential=github-token:", "LoadCredential=webhook-secret:",
+                      "DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=ghcr-inventory",
+                      "NoNewPrivileges=yes", "KillSignal=SIGTERM", "Restart=on-failure", "CapabilityBoundingSet="):
+        assert re.search(rf"^{re.escape(directive)}", service, re.M), directive
+    assert re.search(r"^ExecStart=\S+ghcr-inventory .* serve$", service, re.M)
+    assert "SECRET" not in service.split("[Service]")[1]   # the secret never travels in the environment or argv

@@ -8,6 +8,7 @@ value, one file each:
               servers.
 - catalog.py  the registry's /v2/_catalog (distribution, Harbor, zot, the sandbox).
 - static.py   repositories listed in the config; works anonymously for public images.
+- named.py    `rest` for a targeted run (a few --package names): one GET per package.
 
 Every backend is an async generator of PackageRef pages that fills a
 `Listing`; `discover` marks the listing complete only when the backend
@@ -23,7 +24,7 @@ from ..config import OwnerConfig
 from ..github import GitHubClient
 from ..model import PackageRef
 from ..registry import RegistryClient
-from . import catalog, graphql, rest, static
+from . import catalog, graphql, named, rest, static
 from .listing import Listing, Scope, repository_path
 
 if TYPE_CHECKING:  # gql is imported only when a run uses GraphQL (crawler/engine/wiring.py)
@@ -36,7 +37,10 @@ async def discover(owner: OwnerConfig, scope: Scope, listing: Listing, *,
                    github: GitHubClient | None, registry: RegistryClient,
                    graphql_client: GraphQLClient | None = None,
                    conditional: bool = True) -> AsyncIterator[list[PackageRef]]:
-    if owner.discovery == "rest":
+    if owner.discovery == "rest" and 0 < len(scope.only) <= named.NAMED_MAX:
+        wanted = [n for n in dict.fromkeys(scope.only) if scope.configured(n)]
+        pages = named.pages(owner, wanted, listing, github, conditional)
+    elif owner.discovery == "rest":
         pages = rest.pages(owner, listing, github, conditional)
     elif owner.discovery == "graphql":
         pages = graphql.pages(owner, listing, graphql_client)

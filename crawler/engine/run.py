@@ -44,6 +44,9 @@ class SyncOptions:
     full: bool = False
     owners: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
+    # How the run was started, recorded with each package it changes
+    # (package_changes.via): sync (the CLI, a timer), reconcile or webhook (serve).
+    trigger: str = "sync"
 
 
 class Progress(Protocol):
@@ -90,6 +93,7 @@ class Run:
         self.writer = Writer(store.writer, release=self.state.release, on_applied=self._applied,
                              size=min(config.crawl.concurrency, WRITE_QUEUE))
         self.trusted_root = None          # crawler.oci.verify.TrustedRoot, set by run_sync
+        self._changes_recorded = 0
 
     def owners(self) -> list[OwnerConfig]:
         if not self.options.owners:
@@ -234,6 +238,7 @@ class Run:
             self._report()
             return
         s.packages_changed += 1
+        s.changed.append((result.ref.owner, result.ref.name))
         s.manifests_new += applied.manifests_new
         s.rows_corrected += applied.corrected
         s.tags_opened += applied.tags_opened
@@ -256,12 +261,22 @@ class Run:
         s.requests, s.not_modified, s.bytes = c.total, c.not_modified, c.bytes
         s.requests_by_kind = dict(sorted(c.requests.items()))
         s.faults = dict(sorted(c.faults.items()))
+        s.budgets = self.http.budgets()
         s.lower_bound = self.state.economy.total(c.redirects + c.requests["referrers"])
         return s
 
     async def _checkpoint(self) -> None:
         """Keep the run row's counters current, so a killed run still tells."""
+        await self._record_changes()
         await self.writer.update_run(self.state.summary.run_id, self._counted().record())
+
+    async def _record_changes(self) -> None:
+        """The packages changed since the last checkpoint, with the run's trigger
+        (the coverage report tells webhook from reconciliation by it)."""
+        s = self.state.summary
+        new, self._changes_recorded = s.changed[self._changes_recorded:], len(s.changed)
+        if new:
+            await self.writer.record_changes(s.run_id, self.options.trigger, new)
 
     def _finish_status(self) -> None:
         """ok; partial (exit 1) when something failed but the rest committed;
@@ -292,6 +307,10 @@ class Run:
         """Record the outcome through the writer, then stop it. A writer that
         failed (the store itself) ends the run as that failure."""
         s = self.state.summary
+        try:
+            await self._record_changes()
+        except Exception as exc:
+            self._fail(exc)
         record = self._counted().record()
         final = replace(record, status=s.status, finished_at=utc_now(), exit_code=s.exit_code,
                          message=s.message or None)

@@ -49,6 +49,8 @@ class RunSummary:
     faults: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    changed: list[tuple[str, str]] = field(default_factory=list)   # (owner, package) committed as changed
+    budgets: dict = field(default_factory=dict)     # governor -> (remaining, limit) the servers last said
 
     def record(self) -> RunRecord:
         """The run row's counters (the outcome fields are added at the end)."""

@@ -109,6 +109,9 @@ class Writer:
     async def mark_attestations_unknown(self, owner_id: int, digests: Sequence[str], reason: str) -> int:
         return await self._write(self._store.mark_attestations_unknown, owner_id, list(digests), reason)
 
+    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
+        await self._write(self._store.record_changes, run_id, via, list(changes))
+
     # -- lifecycle ----------------------------------------------------------------
 
     def interrupt(self) -> None:

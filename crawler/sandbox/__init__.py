@@ -10,6 +10,7 @@ Used by the tests, ``ghcr-inventory demo`` and the benchmark. Modules, one role 
 - ``emulator``  — REST packages API, GraphQL, ``/token`` (aiohttp)
 - ``attest_api`` — the attestations API (``bulk-list``), validated against its OpenAPI
 - ``sigstore``  — a stand-in Sigstore: CA, log key, attestation bundles, trusted root
+- ``webhooks``  — signed ``registry_package`` deliveries for pushes (packages with a source repository)
 - ``graphql_api`` / ``render`` / ``openapi`` — GraphQL resolvers, REST JSON, schema checks
 - ``proxy`` / ``faults`` — ghcr-shaped fault proxy, blob CDN, fault kinds
 - ``content`` / ``builder`` — image bytes; pushing + registering (the source of truth)

@@ -1,4 +1,4 @@
-"""Validate the emulator's REST bodies against GitHub's published OpenAPI.
+"""Validate the emulator's REST bodies (and webhook payloads) against GitHub's published OpenAPI.
 
 The schemas come from ``reference/github-rest-packages.openapi.json`` (all
 ``$ref`` already inlined). OpenAPI 3.0 schema objects are JSON Schema plus
@@ -103,6 +103,35 @@ def response_validator(path_template: str, method: str, status: int):
     import jsonschema  # only validating worlds (tests) need it
 
     return jsonschema.Draft7Validator(schema, format_checker=_format_checker())
+
+
+WEBHOOKS_FILE = "github-webhooks-package-events.openapi.json"
+
+
+@functools.cache
+def webhook_validator(name: str):
+    """A jsonschema validator for one webhook's body (``registry-package-published`` …).
+
+    That document is OpenAPI 3.1, whose schema objects are JSON Schema 2020-12
+    (nullable is already ``type: [..., "null"]``); its ``$ref``s point into
+    ``#/components``, so the validated schema carries the components beside
+    the reference to resolve them.
+    """
+    spec = json.loads(reference_text(WEBHOOKS_FILE))
+    if name not in spec["webhooks"]:
+        raise KeyError(f"no webhook {name!r} in {WEBHOOKS_FILE}")
+    schema = dict(spec["webhooks"][name]["post"]["requestBody"]["content"]["application/json"]["schema"])
+    schema["components"] = spec["components"]
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema, format_checker=_format_checker())
+
+
+def validate_webhook(event: str, action: str, body) -> list[Violation]:
+    """Every schema violation of a webhook body (event ``registry_package``, action ``published``)."""
+    name = f"{event.replace('_', '-')}-{action}"
+    return [Violation(f"webhook {name}", 0, "/".join(str(p) for p in err.absolute_path), err.message)
+            for err in webhook_validator(name).iter_errors(body)]
 
 
 def operation_id(path_template: str, method: str) -> str:

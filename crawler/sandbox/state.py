@@ -236,6 +236,8 @@ class WorldState:
         self._nodes: dict[str, object] = {}
         # GitHub's attestation store: (owner lower-cased, subject digest) -> attestations
         self.attestations: dict[tuple[str, str], list[StoredAttestation]] = {}
+        # Called as (package, version, new) after a version is recorded or tagged (webhooks.py).
+        self.version_observers: list[Callable[[Package, Version, bool], None]] = []
 
     # -- owners and repositories ------------------------------------------
 
@@ -418,6 +420,7 @@ class WorldState:
         pkg = self._need_package(owner, name)
         now = self.clock()
         version = pkg.versions.get(digest)
+        new = version is None or version.deleted
         if version is None:
             version = Version(next(self._version_ids), digest, [], now, now, media_type)
             pkg.versions[digest] = version
@@ -427,6 +430,8 @@ class WorldState:
         for tag in tags:
             self._attach_tag(pkg, tag, version, now)
         pkg.updated_at = now
+        for observer in self.version_observers:
+            observer(pkg, version, new)
         return version
 
     def set_tag(self, owner: str, name: str, tag: str, digest: str) -> None:

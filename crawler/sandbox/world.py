@@ -34,6 +34,7 @@ from .registry import RegistryProcess, TokenAuth
 from .state import Package, Token, WorldState
 from .sigstore import FakeSigstore
 from .tokens import TokenSigner
+from .webhooks import Delivery, Hook, WebhookSender
 
 SERVICE = "ghcr.io"  # the service name ghcr.io's challenge carries; clients must echo the challenge
 ISSUER = "ghcr-sandbox"
@@ -103,8 +104,13 @@ class SyncBuilder:
             raise AttributeError(name)
         method = getattr(self._world._builder, name)  # noqa: SLF001
 
+        async def and_deliver(*args, **kwargs):
+            result = await method(*args, **kwargs)
+            await self._world.webhooks.drain()   # a push returns once its webhooks were answered
+            return result
+
         def call(*args, **kwargs):
-            return self._world.call(method, *args, **kwargs)
+            return self._world.call(and_deliver, *args, **kwargs)
 
         call.__name__ = name
         call.__doc__ = method.__doc__
@@ -153,6 +159,7 @@ class World:
             page_cap=page_cap,
         )
         self.page_cap = page_cap  # what clear_faults() restores after set_page_cap()
+        self.webhooks = WebhookSender(self.state, self.emulator.violations, validate=validate)
         self.cdn = BlobCdn(seed=seed)
         self.registry: RegistryProcess | None = None
         self.registry_proxy: FaultProxy | None = None
@@ -224,6 +231,7 @@ class World:
         await self.registry_proxy.start()
         self.registry_plain_proxy = FaultProxy(self.registry.url, seed=self.seed + 2, name="registry-plain")
         await self.registry_plain_proxy.start()
+        self.webhooks.api_url = self.emulator.url
         self.api_proxy = FaultProxy(
             self.emulator.url,
             seed=self.seed + 1,
@@ -283,6 +291,7 @@ class World:
             except Exception:  # noqa: BLE001 - keep tearing down the rest
                 pass
         for closer in (
+            self.webhooks.close,
             self._builder.close if self._builder else None,
             self.api_proxy.stop if self.api_proxy else None,
             self.registry_proxy.stop if self.registry_proxy else None,
@@ -420,6 +429,30 @@ class World:
         self.call(registry.start)
         self._basic.append(registry)
         return SyncBasicRegistry(registry, self.call)
+
+    def add_webhook(self, url: str, secret: str, *, owner: str | None = None,
+                    events: tuple[str, ...] = ("registry_package",)) -> Hook:
+        """A webhook on ``owner`` (None: every owner) POSTing signed package events to ``url`` (loopback only)."""
+        return self.call(self.webhooks.add, url, secret, owner=owner, events=events)
+
+    def remove_webhook(self, hook_id: int) -> None:
+        self.call(self.webhooks.remove, hook_id)
+
+    def deliveries(self, owner: str | None = None, package: str | None = None) -> list[Delivery]:
+        """The webhook deliveries so far (optionally of one owner / package), oldest first."""
+        return self.call(lambda: [d for d in self.webhooks.deliveries
+                                  if (owner is None or d.owner.lower() == owner.lower())
+                                  and (package is None or d.package == package)])
+
+    def redeliver(self, delivery_id: str) -> Delivery:
+        """Send a delivery again, same id and body (GitHub's "Redeliver"); returns once it was answered."""
+
+        async def again() -> Delivery:
+            delivery = self.webhooks.redeliver(delivery_id)
+            await self.webhooks.drain()
+            return delivery
+
+        return self.call(again)
 
     def new_owner(self, prefix: str = "org", kind: str = "org") -> str:
         """A fresh, empty owner with a unique login (for tests that mutate)."""

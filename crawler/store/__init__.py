@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from ..config import DatabaseConfig
 from ..model import RegistryFacts
-from .protocol import (Applied, AttestationRow, DueDigests, RepositoryRow, RunRecord, Store, StoreReader,
-                       StoreWriter)
+from .protocol import (Applied, AttestationRow, Coverage, DueDigests, EventLog, EventRecord, RepositoryRow,
+                       RunRecord, Store, StoreReader, StoreWriter)
 from .sqlite import SQLiteStore, apply_schema, schema_text
 
-__all__ = ["Applied", "AttestationRow", "DueDigests", "RegistryFacts", "RepositoryRow", "RunRecord",
+__all__ = ["Applied", "AttestationRow", "Coverage", "DueDigests", "EventLog", "EventRecord", "RegistryFacts",
+           "RepositoryRow", "RunRecord",
            "SQLiteStore", "Store", "StoreReader", "StoreWriter", "apply_schema", "open_store", "schema_text"]
 
 

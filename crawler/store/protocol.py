@@ -105,6 +105,29 @@ class Applied:
     changed: bool = True            # False: the result changed nothing, nothing was written
 
 
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A webhook delivery `serve` accepted (table `events`)."""
+
+    delivery_id: str
+    received_at: str
+    event: str              # package | registry_package
+    action: str             # published | updated
+    owner: str              # as configured in [[owners]]
+    package: str
+    state: str = "pending"  # pending | done | failed
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How package changes were found since webhooks began (view v_coverage)."""
+
+    packages: int = 0           # packages that changed since their owner's first delivery
+    reconcile_only: int = 0     # ... of which GitHub never notified about
+    webhook_changes: int = 0
+    reconcile_changes: int = 0
+
+
 class StoreReader(Protocol):
     """Reads the workers and enrichment may make while the writer writes."""
 
@@ -168,6 +191,36 @@ class StoreWriter(Protocol):
 
     async def mark_attestations_unknown(self, owner_id: int, digests: Sequence[str], reason: str) -> int: ...
 
+    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
+        """(owner, package) pairs this run changed, and how the run was started
+        (`via`: webhook | reconcile | sync): table package_changes."""
+        ...
+
+
+class EventLog(Protocol):
+    """What `serve` records about the webhook deliveries it accepted (table
+    `events`), on its own connection beside the runs; each method one
+    transaction."""
+
+    async def record_event(self, event: EventRecord) -> bool:
+        """Store a pending delivery; False if its delivery id was stored before."""
+        ...
+
+    async def pending_events(self) -> list[EventRecord]:
+        """Deliveries not yet synced, oldest first."""
+        ...
+
+    async def finish_events(self, delivery_ids: Sequence[str], state: str, run_id: int | None,
+                            message: str | None) -> None:
+        """Mark deliveries done or failed by the run that handled them."""
+        ...
+
+    async def coverage(self) -> Coverage: ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers (the readiness probe)."""
+        ...
+
 
 class Store(Protocol):
     """An open inventory: its two faces and how to close it."""
@@ -177,5 +230,8 @@ class Store(Protocol):
 
     @property
     def writer(self) -> StoreWriter: ...
+
+    @property
+    def events(self) -> EventLog: ...
 
     async def close(self) -> None: ...

@@ -28,7 +28,7 @@ import structlog
 from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
-from .protocol import Applied, AttestationRow, DueDigests, RepositoryRow, RunRecord
+from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
 from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, layer_rows,
                    manifest_row)
 
@@ -61,9 +61,17 @@ def _chunks(items: Sequence, size: int = _CHUNK):
 
 def create_private_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does (it would use 0644);
-    SQLite gives its -wal and -shm files the same mode."""
+    SQLite gives its -wal and -shm files the same mode. An existing file is
+    never opened here: closing a descriptor of a file drops every POSIX lock
+    this process holds on it, SQLite's included, so a second store opened
+    while another is open (`serve` keeps one, each sync opens its own) would
+    let another process believe it is the last connection and remove the WAL
+    under it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
 
 
@@ -131,6 +139,7 @@ class SQLiteStore:
         self.path = path
         self._reader = SQLiteReader(read, path)
         self._writer = SQLiteWriter(write, path)
+        self._events = SQLiteEvents(self._writer, self._reader)
         self._connections = (read, write)
 
     @classmethod
@@ -155,6 +164,10 @@ class SQLiteStore:
     @property
     def writer(self) -> "SQLiteWriter":
         return self._writer
+
+    @property
+    def events(self) -> "SQLiteEvents":
+        return self._events
 
     async def close(self) -> None:
         for conn in self._connections:
@@ -537,6 +550,15 @@ def _attestation_values(r: AttestationRow) -> tuple:
             r.signer_workflow, r.signer_repository, r.signer_ref, r.signer_commit, r.signer_issuer,
             r.signed_at, int(r.verified), r.verify_error, r.bundle)
 
+    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
+        rows = [(run_id, owner, package, via, utc_now()) for owner, package in changes]
+        if not rows:
+            return
+        async with self.transaction() as db:
+            await db.executemany("INSERT INTO package_changes (run_id, owner, package, via, at) "
+                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+
+
 
 @contextmanager
 def _translated(path: Path):
@@ -763,3 +785,46 @@ async def _write_tags(db, package_id: int, result: PackageResult, now: str, appl
     applied.tags_opened += len(opened)
     if result.full:
         applied.corrected += len(close)
+
+
+class SQLiteEvents:
+    """The event log (crawler.store.protocol.EventLog) of `serve`: writes
+    through the store's write connection, one transaction each and one at a
+    time (deliveries are answered concurrently; a connection holds one
+    transaction), reads on its read connection."""
+
+    _COLUMNS = "delivery_id, received_at, event, action, owner, package, state"
+
+    def __init__(self, writer: SQLiteWriter, reader: SQLiteReader) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._one_at_a_time = asyncio.Lock()
+
+    async def record_event(self, event: EventRecord) -> bool:
+        async with self._one_at_a_time, self._writer.transaction() as db:
+            cur = await db.execute(
+                f"INSERT INTO events ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (delivery_id) DO NOTHING", astuple(event))
+            return cur.rowcount == 1
+
+    async def pending_events(self) -> list[EventRecord]:
+        rows = await self._reader._all(  # noqa: SLF001 - the same store's read face
+            f"SELECT {self._COLUMNS} FROM events WHERE state = 'pending' ORDER BY received_at, delivery_id")
+        return [EventRecord(*row) for row in rows]
+
+    async def finish_events(self, delivery_ids: Sequence[str], state: str, run_id: int | None,
+                            message: str | None) -> None:
+        now = utc_now()
+        async with self._one_at_a_time, self._writer.transaction() as db:
+            await db.executemany(
+                "UPDATE events SET state = ?, run_id = ?, finished_at = ?, message = ? WHERE delivery_id = ?",
+                [(state, run_id, now, message, d) for d in delivery_ids])
+
+    async def coverage(self) -> Coverage:
+        row = await self._reader._one(  # noqa: SLF001
+            "SELECT COUNT(*), COALESCE(SUM(reconcile_only), 0), COALESCE(SUM(webhook_changes), 0), "
+            "COALESCE(SUM(reconcile_changes), 0) FROM v_coverage")
+        return Coverage(*(int(v) for v in row))
+
+    async def ping(self) -> None:
+        await self._reader._one("SELECT 1")  # noqa: SLF001

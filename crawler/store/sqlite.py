@@ -539,6 +539,13 @@ class SQLiteWriter:
                 [(owner_id, d, now, reason) for d in sorted(set(digests))])
         return len(digests)
 
+    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
+        rows = [(run_id, owner, package, via, utc_now()) for owner, package in changes]
+        if not rows:
+            return
+        async with self.transaction() as db:
+            await db.executemany("INSERT INTO package_changes (run_id, owner, package, via, at) "
+                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
 
 def _stamp(epoch: float) -> str:
@@ -549,14 +556,6 @@ def _attestation_values(r: AttestationRow) -> tuple:
     return (r.digest, r.bundle_digest, r.media_type, r.predicate_type, r.repository_id, r.bundle_url,
             r.signer_workflow, r.signer_repository, r.signer_ref, r.signer_commit, r.signer_issuer,
             r.signed_at, int(r.verified), r.verify_error, r.bundle)
-
-    async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
-        rows = [(run_id, owner, package, via, utc_now()) for owner, package in changes]
-        if not rows:
-            return
-        async with self.transaction() as db:
-            await db.executemany("INSERT INTO package_changes (run_id, owner, package, via, at) "
-                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
 
 

@@ -32,11 +32,11 @@ from pathlib import Path
 import structlog
 
 from . import logs
-from .config import Config, load_config, resolve_credentials
+from .config import Config, database_password, load_config, resolve_credentials
 from .errors import (InternalError, InterruptedRun, InventoryError, UsageError,
                      storage_error)
 from .output import FORMATS, printable, render
-from .readonly import QueryGuard, open_readonly, run_query
+from .store.reading import guard, open_reader, run_sql, user_query
 from .secret import redact
 
 PROG = "ghcr-inventory"
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("query", "Run read-only SQL against the database.")
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--db", metavar="PATH", help="database (default: database.path from the config)")
+    p.add_argument("--db", metavar="PATH", help="SQLite file or postgresql:// URL (default: the config's "
+                   "database.path or database.url)")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"stop the query after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
@@ -214,10 +215,20 @@ def _config(args) -> Config:
     return load_config(Path(args.config or DEFAULT_CONFIG))
 
 
-def _db_path(args) -> Path:
+def _db_path(args):
+    """The inventory to read: --db (a file or a postgresql:// URL, whose
+    password comes from PGPASSWORD or ~/.pgpass), else the config's."""
     if getattr(args, "db", None):
-        return Path(args.db)
-    return _config(args).database.path
+        return args.db
+    return _config(args).database
+
+
+def _open_db(args):
+    target = _db_path(args)
+    if isinstance(target, str):
+        return target, open_reader(target)
+    config = _config(args)
+    return target.target, open_reader(target, database_password(target, config.source))
 
 
 # --- sync --------------------------------------------------------------------------
@@ -233,7 +244,7 @@ def cmd_sync(args, *, console: bool, progress) -> int:
     _print_summary(summary)
     if args.metrics_file:
         from .metrics import write_metrics
-        write_metrics(Path(args.metrics_file), summary, config.database.path)   # StoreError: 73/74
+        write_metrics(Path(args.metrics_file), summary, config.database, creds.database)   # StoreError: 73/74
     return summary.exit_code
 
 
@@ -290,12 +301,11 @@ def _failure_lines(failures: list[str], total: int) -> list[str]:
 # --- query / report / status ----------------------------------------------------------
 
 def cmd_query(args, **_) -> int:
-    db = _db_path(args)
-    conn = open_readonly(db)
+    db, conn = _open_db(args)
     try:
-        with QueryGuard(conn, args.timeout, what="query"):
+        with guard(conn, args.timeout, what="query"):
             log.debug("query_started", db=str(db), timeout_s=args.timeout or None)
-            columns, rows = run_query(conn, args.sql)
+            columns, rows = user_query(conn, args.sql)
     finally:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
@@ -308,10 +318,9 @@ def cmd_report(args, **_) -> int:
         for name, report in REPORTS.items():
             print(f"{name:<22} {report.description}")
         return 0 if args.list else 2
-    db = _db_path(args)
-    conn = open_readonly(db)
+    db, conn = _open_db(args)
     try:
-        with QueryGuard(conn, args.timeout, what=f"report {args.name}"):
+        with guard(conn, args.timeout, what=f"report {args.name}"):
             log.debug("report_started", db=str(db), report=args.name, timeout_s=args.timeout or None)
             columns, rows, note = run_report(conn, args.name, days=args.days)
     finally:
@@ -386,12 +395,12 @@ def _human(seconds: float | None) -> str:
 
 def cmd_status(args, **_) -> int:
     max_age = parse_age(args.max_age) if args.max_age else None
-    conn = open_readonly(_db_path(args))
+    _, conn = _open_db(args)
     try:
-        with QueryGuard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
-            _, rows = run_query(conn, STATUS_SQL)
-            _, last = run_query(conn, LAST_RUN_SQL)
-            _, failures = run_query(conn, LAST_FAILURES_SQL, {"limit": SHOWN_FAILURES})
+        with guard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
+            _, rows = run_sql(conn, STATUS_SQL)
+            _, last = run_sql(conn, LAST_RUN_SQL)
+            _, failures = run_sql(conn, LAST_FAILURES_SQL, {"limit": SHOWN_FAILURES})
     finally:
         conn.close()
     now = datetime.now(timezone.utc)

@@ -12,6 +12,7 @@ was done committed and the run row saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -57,13 +58,24 @@ async def run_sync(config: Config, creds: Credentials, options: SyncOptions = Sy
     unknown = [o for o in options.owners if config.owner(o) is None]
     if unknown:
         raise UsageError(f"--owner {unknown[0]!r} is not in the config's [[owners]]", where=config.source)
-    with SyncLock(config.database.path):
-        store = await open_store(config.database)
+    # SQLite: one file lock for the database; PostgreSQL: the store's
+    # per-owner advisory locks (Store.claim), so crawlers of other owners run.
+    with SyncLock(config.database.path) if config.database.path else contextlib.nullcontext():
+        store = await open_store(config.database, creds.database)
         try:
+            await store.claim(registry_host(config), [o.name for o in selected_owners(config, options)])
             return await Run(config, creds, options, store, clocks=clocks, progress=progress,
                              stop=stop or asyncio.Event()).execute()
         finally:
             await store.close()
+
+
+def selected_owners(config: Config, options: SyncOptions) -> list[OwnerConfig]:
+    """The owners a run syncs: all configured ones, or those --owner names."""
+    if not options.owners:
+        return list(config.owners)
+    wanted = {o.lower() for o in options.owners}
+    return [o for o in config.owners if o.name.lower() in wanted]
 
 
 class Run:
@@ -85,10 +97,7 @@ class Run:
                              size=min(config.crawl.concurrency, WRITE_QUEUE))
 
     def owners(self) -> list[OwnerConfig]:
-        if not self.options.owners:
-            return list(self.config.owners)
-        wanted = {o.lower() for o in self.options.owners}
-        return [o for o in self.config.owners if o.name.lower() in wanted]
+        return selected_owners(self.config, self.options)
 
     async def execute(self) -> RunSummary:
         started = time.monotonic()

@@ -207,7 +207,7 @@ def _placeholders(tree: exp.Expression) -> tuple[str, ...]:
     names: list[str] = []
     position = 0
     for node in list(tree.find_all(exp.Placeholder, bfs=False)):
-        if node.name:
+        if node.name and node.name != "?":
             if node.name not in names:
                 names.append(node.name)
             number = names.index(node.name) + 1

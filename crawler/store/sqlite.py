@@ -152,6 +152,9 @@ class SQLiteStore:
     def writer(self) -> "SQLiteWriter":
         return self._writer
 
+    async def claim(self, registry: str, owners: Sequence[str]) -> None:
+        """Nothing to take: the sync lock (crawler/lock.py) is held on the whole file."""
+
     async def close(self) -> None:
         for conn in self._connections:
             try:

@@ -61,6 +61,8 @@ def pg_db(pg_server):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request):
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")   # up (and its password exported) before the test starts
     return request.param
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crawler import cli
-from crawler.config import Credentials, load_config
+from crawler.config import Credentials, database_password, load_config
 from crawler.secret import Secret
 from crawler.engine import Clocks, SyncOptions, run_sync
 
@@ -145,7 +146,8 @@ def run_engine(config_path: Path, token: str | None, *, full: bool = False, cloc
                owners=(), packages=(), stop: asyncio.Event | None = None):
     config = load_config(config_path)
     secret = Secret(token) if token else None
-    creds = Credentials(github=secret, registry=secret)
+    creds = Credentials(github=secret, registry=secret,
+                        database=database_password(config.database, config.source))
     clocks = Clocks(sleep=clock.sleep, clock=clock.clock) if clock else Clocks()
     options = SyncOptions(full=full, owners=tuple(owners), packages=tuple(packages))
     summary = asyncio.run(run_sync(config, creds, options, clocks=clocks, stop=stop))
@@ -257,6 +259,50 @@ def _tables(db) -> list[str]:
 def dump(db, *, skip=("sync_runs", "run_errors")) -> dict[str, list]:
     """Every row of every table (but the run log), for before/after comparisons."""
     return {t: sorted(map(repr, rows(db, f'SELECT * FROM "{t}"'))) for t in _tables(db) if t not in skip}
+
+
+@contextmanager
+def hold_sync_lock(db, config: Path):
+    """Hold what a sync of `config`'s owners must take, as another sync
+    would: the SQLite lock file, or each owner's PostgreSQL advisory lock on
+    a session (in a thread of its own) named like a crawler's."""
+    url = _pg_url(db)
+    if not url:
+        from crawler.lock import SyncLock
+        with SyncLock(db):
+            yield
+        return
+    import threading
+
+    import asyncpg
+
+    from crawler.engine.wiring import registry_host
+    from crawler.store.pgconnect import lock_key, session_label
+    cfg = load_config(config)
+    keys = [lock_key(registry_host(cfg), o.name) for o in cfg.owners]
+    loop = asyncio.new_event_loop()
+    ready, done = threading.Event(), asyncio.Event()
+
+    async def hold():
+        conn = await asyncpg.connect(url, password=os.environ[PG_PASSWORD_ENV],
+                                     server_settings={"application_name": session_label()})
+        try:
+            for key in keys:
+                assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+            ready.set()
+            await done.wait()
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(hold(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "could not take the advisory locks"
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(done.set)
+        thread.join(10)
+        loop.close()
 
 
 def last_run(db) -> dict:

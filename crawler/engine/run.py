@@ -263,6 +263,10 @@ class Run:
         """Record the outcome through the writer, then stop it. A writer that
         failed (the store itself) ends the run as that failure."""
         s = self.state.summary
+        try:
+            await self.writer.drain()   # packages already handed over count in the run row
+        except Exception:
+            pass                        # the writer failed: update_run below says how
         record = self._counted().record()
         final = replace(record, status=s.status, finished_at=utc_now(), exit_code=s.exit_code,
                          message=s.message or None)

@@ -44,6 +44,10 @@ class _Write:
     future: asyncio.Future
 
 
+async def _nothing() -> None:
+    """The write `drain` queues: done once everything before it is."""
+
+
 class WriterStopped(Exception):
     """The writer task ended before it took this item (it failed earlier)."""
 
@@ -97,6 +101,10 @@ class Writer:
 
     async def touch_repositories(self, names: Iterable[str]) -> int:
         return await self._write(self._store.touch_repositories, list(names))
+
+    async def drain(self) -> None:
+        """Wait until everything queued before this call is applied (or failed)."""
+        await self._write(_nothing)
 
     # -- lifecycle ----------------------------------------------------------------
 

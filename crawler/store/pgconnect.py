@@ -18,8 +18,10 @@ the bounded reconnects of the caller).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Iterable
@@ -169,7 +171,7 @@ async def claim_owners(conn: asyncpg.Connection, registry: str, owners: Iterable
     wanted = sorted({(lock_key(registry, o), o) for o in owners})
     taken: list[int] = []
     for key, owner in wanted:
-        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+        if await _try_lock(conn, key):
             taken.append(key)
             continue
         holder = await _holder(conn, key)
@@ -178,6 +180,42 @@ async def claim_owners(conn: asyncpg.Connection, registry: str, owners: Iterable
         raise LockHeldError(f"another sync holds the lock for owner {owner} on {registry} "
                             f"({holder or 'holder unknown'}); try again later", where=where)
     return taken
+
+
+DEAD_HOLDER_WAIT_S = 5.0   # a killed crawler's session ends as soon as its server notices
+
+
+async def _try_lock(conn: asyncpg.Connection, key: int) -> bool:
+    """Take the lock now; or, when its holder is a crawler of this host
+    whose process is gone (killed a moment ago, its session not yet ended
+    by the server), as soon as the server ends that session (bounded)."""
+    if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+        return True
+    deadline = asyncio.get_running_loop().time() + DEAD_HOLDER_WAIT_S
+    while _dead_here(await _holder_label(conn, key)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            return True
+    return False
+
+
+def _dead_here(label: str | None) -> bool:
+    match = re.fullmatch(r"ghcr-inventory pid (\d+) on (.*)", label or "")
+    if not match or match.group(2) != session_label().split(" on ", 1)[1]:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+async def _holder_label(conn: asyncpg.Connection, key: int) -> str | None:
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = await conn.fetchrow(_HOLDER_SQL, unsigned >> 32, unsigned & 0xFFFFFFFF)
+    return row[0] if row else None
 
 
 async def _holder(conn: asyncpg.Connection, key: int) -> str:

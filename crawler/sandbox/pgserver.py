@@ -106,7 +106,10 @@ class PostgresServer:
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "unix_socket_directories": f"'{self.socket_dir}'",
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",   # a throwaway test server
+            # A throwaway test server: no fsync (only a machine crash could lose
+            # data), but commits stay synchronous, so a server killed at once
+            # (`restart`, `halt`) keeps every transaction it acknowledged.
+            "fsync": "off", "full_page_writes": "off",
             "max_connections": "200", "shared_buffers": "64MB",
             "log_min_messages": "warning", "log_min_error_statement": "panic",
         }

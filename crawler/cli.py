@@ -53,6 +53,7 @@ EXAMPLES = {
     "status": "example: ghcr-inventory status --max-age 2h   # exit 1 when the last good sync is older",
     "demo": "example: ghcr-inventory demo --db /tmp/demo.db",
     "completion": "example: source <(ghcr-inventory completion bash)",
+    "migrate": "example: PGPASSWORD=... ghcr-inventory migrate --to postgresql://crawler@db:5432/inventory",
 }
 
 
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("completion", "Print a shell completion script.")
     p.add_argument("shell", choices=("bash", "zsh"))
+
+    p = command("migrate", "Copy an SQLite inventory, history included, into PostgreSQL (idempotent).")
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="postgresql://USER@HOST:PORT/DATABASE (password: PGPASSWORD or ~/.pgpass, or the "
+                        "config's database.password_* when its database.url is this URL)")
+    p.add_argument("--from", dest="source", metavar="PATH", help="SQLite file (default: database.path)")
     return parser
 
 
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     console = logs.configure(args.log_format, level, progress=progress)
     try:
         handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
-                   "demo": cmd_demo, "completion": cmd_completion}[args.command]
+                   "demo": cmd_demo, "completion": cmd_completion, "migrate": cmd_migrate}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
         say(f"error: {exc}")
@@ -434,6 +441,28 @@ def cmd_status(args, **_) -> int:
 def cmd_demo(args, **_) -> int:
     from .demo import run_demo
     return run_demo(Path(args.db) if args.db else None)
+
+
+def cmd_migrate(args, **_) -> int:
+    from .config import DatabaseConfig, database_url_problem
+    from .store.migrate import migrate
+    from .store.pgconnect import PgTarget
+    problem = database_url_problem(args.to)
+    if problem:
+        raise UsageError(f"--to {problem}")
+    config = _config(args) if (args.config or Path(DEFAULT_CONFIG).exists() or not args.source) else None
+    source = Path(args.source) if args.source else (config.database.path if config else None)
+    if source is None:
+        raise UsageError("--from PATH: the config names no SQLite database.path to migrate")
+    database = DatabaseConfig(path=None, url=args.to)
+    password = None
+    if config is not None and config.database.url == args.to:
+        database, password = config.database, database_password(config.database, config.source)
+    elif os.environ.get("PGPASSWORD"):
+        password = database_password(database, "PGPASSWORD")
+    done = asyncio.run(migrate(source, PgTarget.of(database, password)))
+    print(printable(done.line(str(source), PgTarget.of(database, None).where)), file=sys.stderr)
+    return 0
 
 
 def cmd_completion(args, **_) -> int:

@@ -249,6 +249,26 @@ def integrity_ok(db) -> bool:
     return not integrity_problems(db)
 
 
+def view_differences(want_db, got_db, masked: dict[str, set[str]] | None = None) -> dict[str, tuple]:
+    """Every view of `want_db` (SQLite) read row by row, ordered, from both
+    inventories: {view: (first differing rows)} where they differ; `masked`
+    leaves columns out. Returns also the views that held rows (key None)."""
+    out, filled = {}, []
+    views = [n for (n,) in rows(want_db, "SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name")]
+    for view in views:
+        columns = [c[1] for c in rows(want_db, f'PRAGMA table_info("{view}")')]
+        shown = [c for c in columns if c not in (masked or {}).get(view, ())]
+        order = ", ".join(str(i + 1) for i in range(len(shown)))
+        sql = f"SELECT {', '.join(shown)} FROM {view} ORDER BY {order}"
+        want, got = rows(want_db, sql), rows(got_db, sql)
+        if want:
+            filled.append(view)
+        if want != got:
+            out[view] = (len(want), len(got), next(((w, g) for w, g in zip(want, got) if w != g), None))
+    out[None] = filled
+    return out
+
+
 def _tables(db) -> list[str]:
     if _pg_url(db):
         return [t for (t,) in rows(db, "SELECT table_name FROM information_schema.tables "

@@ -13,7 +13,7 @@ from crawler.reports import REPORTS, run_report
 from crawler.store import apply_schema
 from crawler.store.pgschema import EXTRA_COLUMNS, UntranslatableSQL, postgres_statements, transpile
 from crawler.store.reading import open_reader, run_sql
-from tests.support import PG_PASSWORD_ENV, last_run, new_pg_db, rows, run_engine, write_config
+from tests.support import PG_PASSWORD_ENV, last_run, new_pg_db, rows, run_engine, view_differences, write_config
 
 FROZEN = "2026-11-22T15:25:14Z"
 # What two runs over the same world cannot share, whatever the store: the
@@ -85,23 +85,12 @@ def both(world, sample, pg_server, tmp_path_factory):
         mp.undo()
 
 
-def view_names(db) -> list[str]:
-    return [n for (n,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name")]
-
-
 def test_every_view_holds_the_same_rows_in_both_stores(both):
     lite, pg = both
-    compared = 0
-    for view in view_names(lite):
-        columns = [c[1] for c in rows(lite, f'PRAGMA table_info("{view}")')]
-        shown = ", ".join(c for c in columns if c not in MASKED.get(view, ()))
-        order = ", ".join(str(i + 1) for i in range(len(shown.split(", "))))
-        sql = f"SELECT {shown} FROM {view} ORDER BY {order}"
-        want, got = rows(lite, sql), rows(pg, sql)
-        assert got == want, f"{view}: {len(want)} rows in SQLite, {len(got)} in PostgreSQL; first difference: " \
-                            f"{next(((w, g) for w, g in zip(want, got) if w != g), None)}"
-        compared += bool(want)
-    assert compared >= 15      # most views have rows for the sample world: the comparison means something
+    differences = view_differences(lite, pg, MASKED)
+    filled = differences.pop(None)
+    assert differences == {}, "views differ (SQLite rows, PostgreSQL rows, first difference)"
+    assert len(filled) >= 15      # most views have rows for the sample world: the comparison means something
     assert last_run(pg)["requests"] == last_run(lite)["requests"]
 
 

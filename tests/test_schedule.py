@@ -44,3 +44,17 @@ def test_cron_line_uses_flock():
     fields = lines[0].split()
     assert len(fields[:5]) == 5 and fields[6:8] == ["flock", "-n"]
     assert " sync " in lines[0] and "--log-format json" in lines[0]
+
+
+def test_template_unit_runs_one_crawler_per_owner_with_its_credentials():
+    """Issue 14: ghcr-inventory@OWNER.service, one instance per owner/token
+    against the shared PostgreSQL inventory (verified above with the rest)."""
+    service = (UNITS / "ghcr-inventory@.service").read_text()
+    for directive in ("Type=oneshot", "ExecStart=/opt/ghcr-inventory/.venv/bin/ghcr-inventory --config "
+                      "/etc/ghcr-inventory/%i.toml", "LoadCredential=github-token:/etc/ghcr-inventory/%i.",
+                      "LoadCredential=pg-password:/etc/ghcr-inventory/%i.", "SuccessExitStatus=75",
+                      "DynamicUser=yes", "NoNewPrivileges=yes", "StateDirectory=ghcr-inventory/%i"):
+        assert re.search(rf"^{re.escape(directive)}", service, re.M), directive
+    assert "PGPASSWORD" not in service.split("[Service]")[1] and "GITHUB_TOKEN" not in service
+    timer = (UNITS / "ghcr-inventory@.timer").read_text()
+    assert re.search(r"^RandomizedDelaySec=", timer, re.M) and re.search(r"^OnCalendar=", timer, re.M)

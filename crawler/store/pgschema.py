@@ -40,11 +40,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import sys
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
-import sqlglot
-from sqlglot import exp
+# sqlglot is imported on first use (`_load`): a crawler opening a database
+# already stamped with this fingerprint never needs it (a no-op run stays cheap).
+sqlglot = exp = None
 
 __all__ = ["EXTRA_COLUMNS", "UntranslatableSQL", "fingerprint", "postgres_statements", "schema_source",
            "transpile"]
@@ -68,7 +69,7 @@ def fingerprint(schema: str | None = None) -> str:
     transpiler's version. A database stamped with it needs no DDL."""
     h = hashlib.sha256()
     for part in (schema if schema is not None else schema_source(), Path(__file__).read_text(encoding="utf-8"),
-                 sqlglot.__version__):
+                 metadata.version("sqlglot")):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -77,6 +78,7 @@ def fingerprint(schema: str | None = None) -> str:
 @functools.lru_cache(maxsize=4)
 def postgres_statements(schema: str | None = None) -> tuple[str, ...]:
     """Every statement of `schema.sql` (default: the shipped one) in PostgreSQL's dialect."""
+    _load()
     text = schema if schema is not None else schema_source()
     out = []
     for tree in sqlglot.parse(text, read="sqlite"):
@@ -98,6 +100,7 @@ def transpile(sql: str) -> tuple[str, tuple[str, ...]]:
     """One SQLite statement as PostgreSQL: (sql, parameter names), where the
     names give the order of `$1, $2, ...` for `:name` placeholders (empty
     for `?` ones, which keep their order)."""
+    _load()
     trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
     if len(trees) != 1:
         raise UntranslatableSQL(f"expected one statement, got {len(trees)}")
@@ -105,6 +108,14 @@ def transpile(sql: str) -> tuple[str, tuple[str, ...]]:
     _query(tree)
     names = _placeholders(tree)
     return tree.sql(dialect="postgres", comments=False), names
+
+
+def _load() -> None:
+    global sqlglot, exp
+    if exp is None:
+        import sqlglot as _sqlglot
+        from sqlglot import exp as _exp
+        sqlglot, exp = _sqlglot, _exp
 
 
 # --- tables -------------------------------------------------------------------------

@@ -15,30 +15,21 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crawler.sandbox.pgserver import Database  # noqa: E402
 PASSWORD_ENV = "GHCR_BENCH_PG_PASSWORD"
 MB = 1024 * 1024
 
 
-@dataclass
-class PgInventory:
+class PgInventory(Database):
     """One database on the benchmark's server, standing where an SQLite path would."""
 
-    server: object
-    name: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url(self.name)
-
-    def __str__(self) -> str:
-        return self.url
-
     def config_lines(self) -> str:
-        return f'url = "{self.url}"\npassword_env = "{PASSWORD_ENV}"'
+        return super().config_lines(PASSWORD_ENV)
 
     def _on(self, work):
         import asyncpg

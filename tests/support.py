@@ -13,12 +13,11 @@ import asyncio
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from crawler import cli
 from crawler.config import Credentials, database_password, load_config
+from crawler.sandbox.pgserver import Database
 from crawler.secret import Secret
 from crawler.engine import Clocks, SyncOptions, run_sync
 
@@ -30,25 +29,11 @@ FAST_CRAWL = {"backoff_base_s": 0.001, "backoff_max_s": 0.01, "concurrency": 8}
 PG_PASSWORD_ENV = "GHCR_PG_PASSWORD"
 
 
-@dataclass(frozen=True)
-class PgDb:
+class PgDb(Database):
     """A database on the test session's PostgreSQL server."""
 
-    server: Any
-    name: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url(self.name)
-
-    def __str__(self) -> str:
-        return self.url
-
-    def exists(self) -> bool:
-        return True
-
     def config_lines(self) -> str:
-        return f'url = "{self.url}"\npassword_env = "{PG_PASSWORD_ENV}"'
+        return super().config_lines(PG_PASSWORD_ENV)
 
 
 def pg_template(server) -> str:

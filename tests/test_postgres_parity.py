@@ -112,3 +112,13 @@ def test_every_report_and_status_answer_the_same_on_both(both, monkeypatch):
     finally:
         for conn in readers:
             conn.close()
+
+
+def test_the_metrics_file_counts_the_same_on_both(both):
+    from crawler.config import DatabaseConfig
+    from crawler.metrics import inventory_counts
+    from crawler.secret import Secret
+    lite, pg = both
+    want = inventory_counts(DatabaseConfig(path=lite))
+    got = inventory_counts(DatabaseConfig(path=None, url=pg.url), Secret(pg.server.password))
+    assert got == want and want["packages"] > 0 and "last_success_timestamp_seconds" in want

@@ -41,6 +41,9 @@ RELIABILITY = [
     Row("pg-password", "a password in `database.url`; both `path` and `url`; a wrong password; an unset "
         "`password_env`", "exit 2 / 2 / 3 / 2, one line, the password never echoed; at debug level it is in no "
         "log line, argv or row", test="test_postgres_credentials_are_refused_or_kept_secret"),
+    Row("pg-nul", "a config label or annotation holding U+0000 (PostgreSQL's text cannot hold it; SQLite's can)",
+        "stored with U+FFFD in its place; the package commits, the sync goes on, exit 0",
+        test="test_a_nul_character_in_content_does_not_stop_the_postgres_store"),
     Row("pg-unreachable", "`database.url` naming a closed port, or a database that does not exist",
         "one line \"cannot connect to PostgreSQL\", exit 4 / \"does not exist\", exit 73",
         test="test_an_unreachable_server_or_missing_database_is_one_line"),
@@ -280,3 +283,18 @@ def test_an_unreachable_server_or_missing_database_is_one_line(world, pg_server,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
     assert run_cli(config, "status") == 73
+
+
+def test_a_nul_character_in_content_does_not_stop_the_postgres_store(world, pg_server, tmp_path, env):
+    owner = world.new_owner("nul")
+    world.builder.push_image(owner, "odd", tags=["latest"], seed=3600, labels={"note": "before\x00after"},
+                             annotations={"org.example.note": "a\x00b"})
+    world.builder.push_image(owner, "plain", tags=["latest"], seed=3601)
+    db = new_pg_db(pg_server)
+    config = write_config(world, tmp_path, [(owner, "org")], db=db)
+    assert run_cli(config, "sync") == 0
+    assert {p for (p,) in rows(db, "SELECT package FROM v_packages")} == {"odd", "plain"}
+    values = {v for (v,) in rows(db, "SELECT value FROM v_labels WHERE key IN ('note', 'org.example.note')")}
+    assert values == {"before\ufffdafter", "a\ufffdb"}
+    assert run_cli(config, "sync") == 0
+    assert last_run(db)["packages_changed"] == 0       # stored once: the next run is a no-op

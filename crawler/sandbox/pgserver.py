@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 _LIVE: list["PostgresServer"] = []
@@ -179,6 +180,28 @@ class PostgresServer:
             raise RuntimeError(f"{name} failed "
                                f"({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
         return proc
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database on a server: where an SQLite path would stand in a config."""
+
+    server: PostgresServer
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def exists(self) -> bool:
+        return True
+
+    def config_lines(self, password_env: str) -> str:
+        """The [database] keys naming it (the password from `password_env`)."""
+        return f'url = "{self.url}"\npassword_env = "{password_env}"'
 
 
 def have_postgres() -> bool:

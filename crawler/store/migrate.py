@@ -117,7 +117,7 @@ async def _keyed(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, 
     columns in `refs` to target ids); returns the id mapping."""
     columns = _columns(lite, table)
     ids = _Ids()
-    ids.same = not await tx.conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})") and \
+    ids.same = not await tx.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})") and \
         all(r.same for r in refs.values())
     existing = {tuple(r[1:]): r[0] for r in await tx.fetch(f"SELECT id, {', '.join(key)} FROM {table}")}
     inserts = []
@@ -134,7 +134,7 @@ async def _keyed(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, 
         inserts.append(values)
     names = columns if ids.same else [c for c in columns if c != "id"]
     for values in inserts:
-        new_id = await tx.conn.fetchval(
+        new_id = await tx.fetchval(
             f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(names)))}) "
             f"RETURNING id", *(_cast(values[n]) for n in names))
         ids[values["id"]] = new_id

@@ -214,6 +214,8 @@ class PostgresReader:
             self._pool.terminate()
 
     async def _all(self, sql: str, *args) -> list:
+        args = tuple(map(_text, args))
+
         async def attempt():
             async with self._pool.acquire() as conn:
                 return await conn.fetch(sql, *args)
@@ -292,8 +294,18 @@ class _Unchanged(Exception):
     """Raised inside a transaction that wrote nothing worth keeping: roll back."""
 
 
+def _text(value: Any) -> Any:
+    """PostgreSQL's text cannot hold U+0000 (SQLite's can, and a registry's
+    JSON may carry it in a label): stored as U+FFFD, so one hostile value
+    cannot stop a run."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 class _Tx:
-    """One transaction's connection, counting the rows its statements changed."""
+    """One transaction's connection, counting the rows its statements changed;
+    every text value it sends passes through `_text`."""
 
     def __init__(self, conn: asyncpg.Connection, layout: dict[str, list[tuple[str, str]]]) -> None:
         self.conn = conn
@@ -301,16 +313,19 @@ class _Tx:
         self.changes = 0
 
     async def execute(self, sql: str, *args) -> int:
-        status = await self.conn.execute(sql, *args)
+        status = await self.conn.execute(sql, *map(_text, args))
         n = int(m.group(1)) if (m := _ROWS.search(status or "")) else 0
         self.changes += n
         return n
 
     async def fetch(self, sql: str, *args) -> list:
-        return await self.conn.fetch(sql, *args)
+        return await self.conn.fetch(sql, *map(_text, args))
 
     async def fetchrow(self, sql: str, *args):
-        return await self.conn.fetchrow(sql, *args)
+        return await self.conn.fetchrow(sql, *map(_text, args))
+
+    async def fetchval(self, sql: str, *args):
+        return await self.conn.fetchval(sql, *map(_text, args))
 
     async def insert(self, table: str, rows: Sequence[tuple], *, columns: Sequence[str] | None = None,
                      conflict: str = "ON CONFLICT DO NOTHING") -> int:
@@ -321,7 +336,7 @@ class _Tx:
             return 0
         layout = dict(self.layout[table])
         names = list(columns or [c for c, _ in self.layout[table]])
-        arrays = [list(col) for col in zip(*rows)]
+        arrays = [[_text(v) for v in col] for col in zip(*rows)]
         casts = ", ".join(f"${i + 1}::{_ARRAY[layout[n]]}" for i, n in enumerate(names))
         order = ", ".join(str(i + 1) for i in range(len(names)) if layout[names[i]] != "bytea")
         sql = (f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({casts}) "
@@ -454,7 +469,7 @@ class PostgresWriter:
         owners = ",".join(owners)
 
         async def work(tx: _Tx) -> int:
-            return await tx.conn.fetchval(
+            return await tx.fetchval(
                 "INSERT INTO sync_runs (started_at, mode, status, owners, pid, host) "
                 "VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id", utc_now(), mode, owners, pid, host)
         return await self._transaction(work)
@@ -483,7 +498,7 @@ class PostgresWriter:
                                     registry, name)
             if row and (row[1], row[2]) == (kind, discovery):
                 raise _Unchanged(row[0])   # a no-op run writes nothing but its run row
-            return await tx.conn.fetchval(
+            return await tx.fetchval(
                 "INSERT INTO owners (registry, name, kind, discovery, first_seen) VALUES ($1, $2, $3, $4, $5) "
                 "ON CONFLICT (registry, name) DO UPDATE SET kind = excluded.kind, "
                 "discovery = excluded.discovery RETURNING id", registry, name, kind, discovery, utc_now())
@@ -594,7 +609,7 @@ async def _package_row(tx: _Tx, owner_id: int, result: PackageResult, now: str) 
               ref.updated_at, None)
     if row is not None and tuple(row[1:]) == wanted and not result.full:
         return row[0], False
-    package_id = await tx.conn.fetchval(
+    package_id = await tx.fetchval(
         "INSERT INTO packages (owner_id, name, github_id, visibility, repository, html_url, version_count, "
         "created_at, updated_at, first_seen, last_synced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
         "ON CONFLICT (owner_id, name) DO UPDATE SET github_id = excluded.github_id, "

@@ -109,7 +109,9 @@ class PgReadConnection:
     @contextmanager
     def guard(self, timeout_s: float | None, *, what: str = "query", option: str = "--timeout"):
         """Bound the statements inside: `timeout_s` (None/0: none), SIGINT/SIGTERM."""
-        self._timeout_s, self._what, self._option, self._signum = timeout_s or None, what, option, None
+        # None: the session's own statement_timeout (database.statement_timeout_s);
+        # 0: no limit, as --timeout 0 says; else that many seconds.
+        self._timeout_s, self._what, self._option, self._signum = timeout_s, what, option, None
         try:
             yield self
         finally:
@@ -146,10 +148,10 @@ class PgReadConnection:
 
     async def _fetch(self, sql: str, args: list, coerce: bool) -> tuple[list[str], list]:
         conn = self._conn
-        ms = int(self._timeout_s * 1000) if self._timeout_s else 0
         try:
             async with conn.transaction(readonly=True):
-                await conn.execute(f"SET LOCAL statement_timeout = {max(ms, 0)}")
+                if self._timeout_s is not None:
+                    await conn.execute(f"SET LOCAL statement_timeout = {max(int(self._timeout_s * 1000), 0)}")
                 stmt = await conn.prepare(sql)
                 if coerce:
                     args = [_coerce(a, p) for a, p in zip(args, stmt.get_parameters())]

@@ -359,6 +359,7 @@ class PostgresWriter:
         self._claimed: tuple[str, tuple[str, ...]] | None = None
         self._interrupted = False
         self._busy = False
+        self._cancelling: asyncio.Task | None = None
 
     # -- session ---------------------------------------------------------------------
 
@@ -392,6 +393,8 @@ class PostgresWriter:
         return conn
 
     async def close(self) -> None:
+        if self._cancelling is not None:
+            await asyncio.gather(self._cancelling, return_exceptions=True)
         conn, self._conn = self._conn, None
         await _close(conn)
 
@@ -401,7 +404,7 @@ class PostgresWriter:
         self._interrupted = True
         conn = self._conn
         if conn is not None and self._busy and not conn.is_closed():
-            asyncio.get_running_loop().create_task(self._cancel_lock_wait(conn.get_server_pid()))
+            self._cancelling = asyncio.get_running_loop().create_task(self._cancel_lock_wait(conn.get_server_pid()))
 
     async def _cancel_lock_wait(self, pid: int) -> None:
         try:

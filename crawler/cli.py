@@ -33,11 +33,11 @@ from pathlib import Path
 import structlog
 
 from . import logs
-from .config import Config, load_config, resolve_credentials
+from .config import Config, database_password, load_config, resolve_credentials
 from .errors import (InternalError, InterruptedRun, InventoryError, UsageError,
                      storage_error)
 from .output import FORMATS, printable, render
-from .readonly import QueryGuard, open_readonly, run_query
+from .store.reading import guard, open_reader, run_sql, user_query
 from .secret import redact
 
 PROG = "ghcr-inventory"
@@ -58,6 +58,7 @@ EXAMPLES = {
     "plan-cleanup": "example: ghcr-inventory plan-cleanup --owner acme --policy untagged_older_than_days=30 "
                     "--format script > cleanup.sh   # review, then run it yourself",
     "serve": "example: GHCR_INVENTORY_WEBHOOK_SECRET=... ghcr-inventory --config inventory.toml serve",
+    "migrate": "example: PGPASSWORD=... ghcr-inventory migrate --to postgresql://crawler@db:5432/inventory",
 }
 
 
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("query", "Run read-only SQL against the database.")
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--db", metavar="PATH", help="database (default: database.path from the config)")
+    p.add_argument("--db", metavar="PATH", help="SQLite file or postgresql:// URL (default: the config's "
+                   "database.path or database.url)")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"stop the query after this long, exit 124 (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
 
@@ -130,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("serve", "Receive GitHub's package webhooks and sync each changed package within seconds; "
                      "reconcile on a period ([serve] in the config).")
+
+    p = command("migrate", "Copy an SQLite inventory, history included, into PostgreSQL (idempotent).")
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="postgresql://USER@HOST:PORT/DATABASE (password: PGPASSWORD or ~/.pgpass, or the "
+                        "config's database.password_* when its database.url is this URL)")
+    p.add_argument("--from", dest="source", metavar="PATH", help="SQLite file (default: database.path)")
     return parser
 
 
@@ -187,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"sync": cmd_sync, "query": cmd_query, "report": cmd_report, "status": cmd_status,
                    "demo": cmd_demo, "completion": cmd_completion, "check": cmd_check,
-                   "plan-cleanup": cmd_plan_cleanup, "serve": cmd_serve}[args.command]
+                   "plan-cleanup": cmd_plan_cleanup, "serve": cmd_serve, "migrate": cmd_migrate}[args.command]
         return handler(args, console=console, progress=progress if console else None)
     except InventoryError as exc:
         say(f"error: {exc}")
@@ -241,10 +249,20 @@ def _config(args) -> Config:
     return load_config(Path(args.config or DEFAULT_CONFIG))
 
 
-def _db_path(args) -> Path:
+def _db_path(args):
+    """The inventory to read: --db (a file or a postgresql:// URL, whose
+    password comes from PGPASSWORD or ~/.pgpass), else the config's."""
     if getattr(args, "db", None):
-        return Path(args.db)
-    return _config(args).database.path
+        return args.db
+    return _config(args).database
+
+
+def _open_db(args):
+    target = _db_path(args)
+    if isinstance(target, str):
+        return target, open_reader(target)
+    config = _config(args)
+    return target.target, open_reader(target, database_password(target, config.source))
 
 
 # --- sync --------------------------------------------------------------------------
@@ -260,7 +278,7 @@ def cmd_sync(args, *, console: bool, progress) -> int:
     _print_summary(summary)
     if args.metrics_file:
         from .metrics import write_metrics
-        write_metrics(Path(args.metrics_file), summary, config.database.path)   # StoreError: 73/74
+        write_metrics(Path(args.metrics_file), summary, config.database, creds.database)   # StoreError: 73/74
     return summary.exit_code
 
 
@@ -319,12 +337,11 @@ def _failure_lines(failures: list[str], total: int) -> list[str]:
 # --- query / report / status ----------------------------------------------------------
 
 def cmd_query(args, **_) -> int:
-    db = _db_path(args)
-    conn = open_readonly(db)
+    db, conn = _open_db(args)
     try:
-        with QueryGuard(conn, args.timeout, what="query"):
+        with guard(conn, args.timeout, what="query"):
             log.debug("query_started", db=str(db), timeout_s=args.timeout or None)
-            columns, rows = run_query(conn, args.sql)
+            columns, rows = user_query(conn, args.sql)
     finally:
         conn.close()
     sys.stdout.write(render(args.format, columns, rows))
@@ -337,10 +354,9 @@ def cmd_report(args, **_) -> int:
         for name, report in REPORTS.items():
             print(f"{name:<22} {report.description}")
         return 0 if args.list else 2
-    db = _db_path(args)
-    conn = open_readonly(db)
+    db, conn = _open_db(args)
     try:
-        with QueryGuard(conn, args.timeout, what=f"report {args.name}"):
+        with guard(conn, args.timeout, what=f"report {args.name}"):
             log.debug("report_started", db=str(db), report=args.name, timeout_s=args.timeout or None)
             columns, rows, note = run_report(conn, args.name, days=args.days)
     finally:
@@ -415,12 +431,12 @@ def _human(seconds: float | None) -> str:
 
 def cmd_status(args, **_) -> int:
     max_age = parse_age(args.max_age) if args.max_age else None
-    conn = open_readonly(_db_path(args))
+    _, conn = _open_db(args)
     try:
-        with QueryGuard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
-            _, rows = run_query(conn, STATUS_SQL)
-            _, last = run_query(conn, LAST_RUN_SQL)
-            _, failures = run_query(conn, LAST_FAILURES_SQL, {"limit": SHOWN_FAILURES})
+        with guard(conn, None, what="status"):   # a probe: Ctrl-C/SIGTERM stop it at once
+            _, rows = run_sql(conn, STATUS_SQL)
+            _, last = run_sql(conn, LAST_RUN_SQL)
+            _, failures = run_sql(conn, LAST_FAILURES_SQL, {"limit": SHOWN_FAILURES})
     finally:
         conn.close()
     now = datetime.now(timezone.utc)
@@ -470,9 +486,9 @@ def cmd_plan_cleanup(args, **_) -> int:
     options = parse_policy_options(args.policy)
     # --db alone: the policy of ./ghcr-inventory.toml if there is one, else the defaults.
     config = _config(args) if args.config or not args.db or Path(DEFAULT_CONFIG).exists() else Config()
-    conn = open_readonly(_db_path(args))
+    _, conn = _open_db(args)
     try:
-        with QueryGuard(conn, args.timeout, what="plan-cleanup"):
+        with guard(conn, args.timeout, what="plan-cleanup"):
             plans = make_plan(conn, config.cleanup, owners=args.owner, packages=args.package, options=options)
     finally:
         conn.close()
@@ -519,6 +535,28 @@ async def _serve_with_signals(config, creds, secret) -> int:
 def cmd_demo(args, **_) -> int:
     from .demo import run_demo
     return run_demo(Path(args.db) if args.db else None)
+
+
+def cmd_migrate(args, **_) -> int:
+    from .config import DatabaseConfig, database_url_problem
+    from .store.migrate import migrate
+    from .store.pgconnect import PgTarget
+    problem = database_url_problem(args.to)
+    if problem:
+        raise UsageError(f"--to {problem}")
+    config = _config(args) if (args.config or Path(DEFAULT_CONFIG).exists() or not args.source) else None
+    source = Path(args.source) if args.source else (config.database.path if config else None)
+    if source is None:
+        raise UsageError("--from PATH: the config names no SQLite database.path to migrate")
+    database = DatabaseConfig(path=None, url=args.to)
+    password = None
+    if config is not None and config.database.url == args.to:
+        database, password = config.database, database_password(config.database, config.source)
+    elif os.environ.get("PGPASSWORD"):
+        password = database_password(database, "PGPASSWORD")
+    done = asyncio.run(migrate(source, PgTarget.of(database, password)))
+    print(printable(done.line(str(source), PgTarget.of(database, None).where)), file=sys.stderr)
+    return 0
 
 
 def cmd_completion(args, **_) -> int:

@@ -38,7 +38,22 @@ MAX_CONCURRENCY = 64
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
-    path: Path = Path("inventory.db")
+    path: Path | None = Path("inventory.db")
+    # PostgreSQL instead of the SQLite file (exactly one of path and url):
+    # postgresql://USER@HOST:PORT/DATABASE, never with a password in it.
+    url: str | None = None
+    password_env: str | None = None     # default: libpq's PGPASSWORD, then ~/.pgpass
+    password_file: Path | None = None
+    sslmode: str | None = None          # default: the URL's ?sslmode=, PGSSLMODE, else prefer
+    connect_timeout_s: float = 10.0
+    lock_timeout_s: float = 10.0        # a row or lock another crawler holds: wait at most this
+    statement_timeout_s: float = 300.0  # no statement of the crawler runs longer
+    reconnect_attempts: int = 5         # after a lost connection, then exit 4
+
+    @property
+    def target(self) -> str:
+        """The inventory as a person names it: the file, or the URL."""
+        return self.url if self.url else str(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +197,9 @@ _SECTIONS: dict[str, type] = {
     "attestations": AttestationsConfig,
     "serve": ServeConfig,
 }
-_PATH_KEYS = {"database.path", "github.token_file", "registry.token_file", "registry.docker_config",
-              "attestations.trusted_root", "serve.secret_file"}
+_PATH_KEYS = {"database.path", "database.password_file", "github.token_file", "registry.token_file",
+              "registry.docker_config", "attestations.trusted_root", "serve.secret_file"}
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Config:
@@ -239,7 +255,12 @@ def _build_section(cls: type, table: Any, name: str, source: str, base: Path):
         if dotted in _PATH_KEYS and value is not None:
             value = (base / Path(value).expanduser()).resolve()
         values[key] = value
-    if name == "database" and "path" not in values:
+    if name == "database" and "path" in values and "url" in values:
+        raise ConfigError("'database.path' and 'database.url' are both set: use exactly one "
+                          "(path: an SQLite file; url: PostgreSQL)", where=source)
+    if name == "database" and "url" in values:
+        values["path"] = None
+    elif name == "database" and "path" not in values:
         values["path"] = (base / DatabaseConfig().path).resolve()
     return cls(**values)
 
@@ -416,6 +437,7 @@ def _check_semantics(config: Config) -> None:
             raise ConfigError(f"'attestations.{key}' must not be negative", where=source)
     if crawl.tag_source not in ("auto", "versions", "registry"):
         raise ConfigError("'crawl.tag_source' must be auto, versions or registry", where=source)
+    _check_database(config.database, source)
     _check_url(config.github.api_url, "github.api_url", config.github.insecure, source)
     _check_url(config.github.graphql_url, "github.graphql_url", config.github.insecure, source)
     _check_url(config.registry.url, "registry.url", config.registry.insecure, source)
@@ -440,6 +462,43 @@ def parse_listen(text: str, source: str = "<string>") -> tuple[str, int]:
         raise ConfigError(f"'serve.listen' must be HOST:PORT (e.g. \"127.0.0.1:8080\"), not {text!r}",
                           where=source)
     return host, int(port)
+
+
+def _check_database(db: DatabaseConfig, source: str) -> None:
+    if db.url is None:
+        for key in ("password_env", "password_file", "sslmode"):
+            if getattr(db, key) is not None:
+                raise ConfigError(f"'database.{key}' is only used with 'database.url' (PostgreSQL)", where=source)
+        return
+    problem = database_url_problem(db.url)
+    if problem:
+        raise ConfigError(f"'database.url' {problem}", where=source)
+    if db.sslmode is not None and db.sslmode not in SSLMODES:
+        raise ConfigError(f"'database.sslmode' must be one of {', '.join(SSLMODES)}, not {db.sslmode!r}",
+                          where=source)
+    for key in ("connect_timeout_s", "lock_timeout_s", "statement_timeout_s"):
+        if getattr(db, key) <= 0:
+            raise ConfigError(f"'database.{key}' must be positive", where=source)
+    if db.reconnect_attempts < 0:
+        raise ConfigError("'database.reconnect_attempts' must not be negative", where=source)
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a PostgreSQL inventory (None: it can). A
+    password in it is refused without echoing the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "must be a postgresql:// URL (or use database.path for an SQLite file)"
+    if parts.password is not None:
+        return ("must not carry a password (user:password@host); use database.password_env, "
+                "database.password_file, PGPASSWORD or ~/.pgpass")
+    try:
+        parts.port
+    except ValueError:
+        return "has an invalid port"
+    if not parts.path.strip("/"):
+        return f"names no database: {url!r} (postgresql://USER@HOST:PORT/DATABASE)"
+    return None
 
 
 def is_loopback(host: str | None) -> bool:
@@ -548,6 +607,36 @@ class Credentials:
     # the registry's credential came from, for messages (never the value).
     registry_user: str | None = None
     registry_source: str = "the configured token"
+    database: Secret | None = None     # PostgreSQL's password (database.url)
+
+
+def database_password(db: DatabaseConfig, source: str,
+                      environ: Mapping[str, str] | None = None) -> Secret | None:
+    """PostgreSQL's password: `database.password_file`, else the variable
+    `database.password_env` names, else libpq's PGPASSWORD (None: asyncpg
+    then reads ~/.pgpass, or the server needs none). Registered as a secret
+    wherever it comes from, so it is redacted like a token."""
+    environ = os.environ if environ is None else environ
+    if db.url is None:
+        return None
+    if db.password_file is not None:
+        try:
+            value = Path(db.password_file).read_bytes().decode("utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"'database.password_file' cannot be read: {db.password_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}", where=source) from None
+        if not value:
+            raise ConfigError(f"'database.password_file' is empty: {db.password_file}", where=source)
+        _warn_if_exposed(Path(db.password_file), "database.password_file")
+        return Secret(value)
+    if db.password_env is not None:
+        value = environ.get(db.password_env, "")
+        if not value:
+            raise ConfigError(f"environment variable {db.password_env} is not set ('database.password_env')",
+                              where=source)
+        return Secret(value)
+    value = environ.get("PGPASSWORD", "")
+    return Secret(value) if value else None
 
 
 def resolve_credentials(config: Config, environ: Mapping[str, str] | None = None) -> Credentials:
@@ -567,14 +656,15 @@ def resolve_credentials(config: Config, environ: Mapping[str, str] | None = None
         if reg.token_env not in (environ if environ is not None else os.environ):
             raise ConfigError(f"environment variable {reg.token_env} is not set ('registry.token_env')",
                               where=config.source)
+    database = database_password(config.database, config.source, environ)
     if registry is not None:
         where = f"registry.token_file {reg.token_file}" if reg.token_file else f"registry.token_env {reg.token_env}"
-        return Credentials(github=github, registry=registry, registry_source=where)
+        return Credentials(github=github, registry=registry, registry_source=where, database=database)
     login, where = docker_login(config, environ)
     if login is not None:
         return Credentials(github=github, registry=login.secret, registry_user=login.username,
-                           registry_source=where)
-    return Credentials(github=github, registry=github, registry_source="the GitHub token")
+                           registry_source=where, database=database)
+    return Credentials(github=github, registry=github, registry_source="the GitHub token", database=database)
 
 
 def docker_config_path(config: Config, environ: Mapping[str, str] | None = None) -> tuple[Path | None, str]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import calendar
 import os
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
 from .errors import StoreError, storage_error
 from .files import make_parent
-from .readonly import open_readonly
+from .store.reading import open_reader
 
 STATUSES = ("ok", "partial", "failed", "interrupted", "rate_limited")
 PREFIX = "ghcr_inventory"
@@ -74,9 +73,11 @@ def render_metrics(summary, inventory: dict[str, float], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def inventory_counts(db: Path) -> dict[str, float]:
+def inventory_counts(db, password=None) -> dict[str, float]:
+    """Counts of the inventory (an SQLite file, or a DatabaseConfig naming
+    either store); {} when it cannot be read: the run metrics still count."""
     try:
-        conn = open_readonly(db)
+        conn = open_reader(db, password)
     except Exception:  # no database yet: the run metrics still get written
         return {}
     try:
@@ -87,7 +88,7 @@ def inventory_counts(db: Path) -> dict[str, float]:
         if last:
             counts["last_success_timestamp_seconds"] = calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ"))
         return counts
-    except sqlite3.Error:
+    except Exception:   # sqlite3.Error, or the PostgreSQL reader's translated errors
         return {}
     finally:
         conn.close()
@@ -96,8 +97,8 @@ def inventory_counts(db: Path) -> dict[str, float]:
 COMMITTED = "the sync itself finished and its results are committed"
 
 
-def write_metrics(path: Path, summary, db: Path | None = None) -> None:
-    text = render_metrics(summary, inventory_counts(db) if db else {}, time.time())
+def write_metrics(path: Path, summary, db=None, password=None) -> None:
+    text = render_metrics(summary, inventory_counts(db, password) if db else {}, time.time())
     try:
         make_parent(path, "metrics file")
         _write_atomically(path, text)

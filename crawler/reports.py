@@ -144,7 +144,7 @@ _REPORTS = (
            "SELECT owner, package, tag, from_digest, to_digest, moved_at\n"
            "FROM v_tag_moves\n"
            "WHERE moved_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now',\n"
-           "                           '-' || CAST(COALESCE(NULLIF(:days, ''), 7) AS INTEGER) || ' days')\n"
+           "                           '-' || CAST(COALESCE(NULLIF(:days, ''), '7') AS INTEGER) || ' days')\n"
            "ORDER BY moved_at DESC, owner, package, tag",
            note=_moved_note),
     Report("public-from-private", "Public packages whose source repository is private or internal.",

@@ -23,6 +23,13 @@ Also: the cold sync of a 100-package world (memory growth), the writer alone
 cold sync (sampled from outside at 100 Hz, ``--nonblocking``). Targets print PASS/FAIL; a miss is a finding, not an error (the
 exit code is 0 unless something could not run).
 
+PostgreSQL (``--postgres yes``, issue 14; ``scripts/bench_postgres.py``): the
+cold, no-op and churn scenarios again against a real PostgreSQL server, each
+right after its SQLite run on the same world (the requests must be
+identical), the writer alone on PostgreSQL, and three crawlers for three
+owners started together against one database beside one crawler for all
+three (``--concurrent-packages`` per owner).
+
 The world is built once into ``--state-dir`` and reused by later runs.
 """
 
@@ -51,6 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 from crawler.sandbox.remote import SAMPLE_OWNER, RemoteWorld  # noqa: E402
 from crawler.sandbox.scale import ScaleSpec  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench_postgres  # noqa: E402
 
 TOKEN_ENV = "GHCR_BENCH_TOKEN"
 MB = 1024 * 1024
@@ -134,10 +144,14 @@ def config_toml(info: dict, db: Path, owner: str, *, concurrency: int, tag_sourc
 
 
 def db_size(db: Path) -> int:
+    if hasattr(db, "size"):   # a PostgreSQL database (bench_postgres.PgInventory)
+        return db.size()
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists())
 
 
 def last_run_row(db: Path) -> dict:
+    if hasattr(db, "last_run_row"):
+        return db.last_run_row()
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         conn.row_factory = sqlite3.Row
@@ -163,7 +177,8 @@ def engine_seconds(metrics: Path) -> float:
 def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: str, *, concurrency: int,
                 full: bool = False, tag_source: str = "auto", profile: Path | None = None) -> Run:
     config = work / f"{scenario}.toml"
-    config.write_text(config_toml(world.info, db, owner, concurrency=concurrency, tag_source=tag_source))
+    config.write_text(bench_postgres.config_text(
+        config_toml(world.info, db, owner, concurrency=concurrency, tag_source=tag_source), db))
     metrics = work / f"{scenario}.prom"
     argv = [str(ROOT / ".venv" / "bin" / "ghcr-inventory"), "--config", str(config), "--log-level", "warning",
             "sync", "--metrics-file", str(metrics)]
@@ -362,7 +377,7 @@ def skopeo_loop(world: RemoteWorld, work: Path, repositories: list[str], paralle
 # -- the writer alone ---------------------------------------------------------------------------
 
 
-def writer_bench(work: Path, packages: int, tags_per_package: int) -> dict:
+def writer_bench(work: Path, packages: int, tags_per_package: int, open_store=None) -> dict:
     """``StoreWriter.apply_package`` alone, with synthetic results built from real manifest bytes.
 
     ``cold``: every tag a new image (manifest, config, labels, layers), as in a
@@ -405,7 +420,7 @@ def writer_bench(work: Path, packages: int, tags_per_package: int) -> dict:
         db = work / "writer.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        store = await SQLiteStore.open(db)
+        store = await (open_store() if open_store else SQLiteStore.open(db))
         out = {}
         try:
             owner_id = await store.writer.ensure_owner("bench.invalid", "writer", "org", "rest")
@@ -498,6 +513,13 @@ def targets(r: dict, a) -> list[Target]:
                       f"its manifest, config, labels, layers)"))
     out.append(Target("writer >= 20,000 tag rows/s (tags only, content stored)", w["tags"]["tag_rows_per_s"] >= 20_000,
                       f"{w['tags']['tag_rows_per_s']:,} tag rows/s ({w['tags']['tag_rows']:,} tags moved)"))
+    pg = r.get("postgres")
+    if pg:
+        same = {k: (scen[k]["requests"], pg["scenarios"][k]["requests"]) for k in pg["scenarios"]}
+        out.append(Target("PostgreSQL: the same requests as SQLite (cold, no-op, churn)",
+                          all(a == b for a, b in same.values()) and all(
+                              s["exit_code"] == 0 for s in pg["scenarios"].values()),
+                          "; ".join(f"{k} {a:,} / {b:,}" for k, (a, b) in same.items())))
     return out
 
 
@@ -573,6 +595,35 @@ def side_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def postgres_table(r: dict) -> str:
+    pg = r["postgres"]
+    head = ("| scenario | store | requests | same as SQLite | wall s | engine s | crawler CPU s | peak RSS MB "
+            "| DB MB |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for key, s_pg in pg["scenarios"].items():
+        for store, s in (("SQLite", r["scenarios"][key]), ("PostgreSQL", s_pg)):
+            lines.append(f"| {LABELS.get(key, key)} | {store} | {s['requests']:,} "
+                         f"| {'yes' if s_pg['requests'] == r['scenarios'][key]['requests'] else 'NO'} "
+                         f"| {s['wall_s']:.2f} | {s['engine_s']:.2f} | {s['cpu_s']:.1f} | {s['peak_rss_mb']:.0f} "
+                         f"| {s['db_mb']:.1f} |")
+    w, wp = r["writer"], pg["writer"]
+    lines += ["", "| writer alone (apply_package) | SQLite tag rows/s | PostgreSQL tag rows/s |", "|---|---|---|",
+              f"| new image per tag (cold) | {w['cold']['tag_rows_per_s']:,} | {wp['cold']['tag_rows_per_s']:,} |",
+              f"| tags only (content stored) | {w['tags']['tag_rows_per_s']:,} | {wp['tags']['tag_rows_per_s']:,} |"]
+    c = pg.get("concurrent")
+    if c:
+        lines += ["", f"Three owners of {c['packages']} packages each, one PostgreSQL database:", "",
+                  "| how | crawlers | exit codes | wall s | requests (world saw) | crawler CPU s (sum) "
+                  "| peak RSS MB (largest) | tags | images |", "|---|---|---|---|---|---|---|---|---|"]
+        for label, name in (("one_crawler", "one crawler for the three owners"),
+                            ("three_crawlers", "three crawlers at once, one per owner")):
+            x = c[label]
+            lines.append(f"| {name} | {x['crawlers']} | {x['exit_codes']} | {x['wall_s']:.2f} "
+                         f"| {x['world_requests']:,} | {x['cpu_s']:.1f} | {x['peak_rss_mb']:.0f} | {x['tags']:,} "
+                         f"| {x['images']:,} |")
+    return "\n".join(lines)
+
+
 def profile_text(p: dict | None) -> str:
     if not p:
         return "(no profile: run with --profile py-spy and py-spy installed)"
@@ -604,6 +655,8 @@ def render_text(r: dict, ts: list[Target]) -> str:
            f"Command: `{r['command']}`", "", "## Scenarios", table(r), ""]
     if r.get("side_by_side"):
         out += [f"## Side by side ({r['args']['sample']}-package sample org)", side_table(r), ""]
+    if r.get("postgres"):
+        out += ["## PostgreSQL beside SQLite (the same world, one run)", postgres_table(r), ""]
     out += ["## Targets"] + [f"- {'PASS' if t.ok else 'FAIL'}  {t.name}: {t.detail}" for t in ts]
     out += ["", "## Profile of a cold sync (py-spy --gil)", profile_text(r.get("profile")), ""]
     if r.get("serve"):
@@ -775,6 +828,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve-burst", type=int, default=100, help="serve: events in the burst")
     p.add_argument("--serve-burst-packages", type=int, default=20, help="serve: packages the burst spans")
     p.add_argument("--serve-only", action="store_true", help="only the serve scenarios")
+    p.add_argument("--postgres", choices=("yes", "no"), default="yes",
+                   help="also run cold/no-op/churn, the writer and three concurrent crawlers on PostgreSQL")
+    p.add_argument("--concurrent-packages", type=int, default=None,
+                   help="packages per owner of the three-crawler comparison (default --packages / 3; 0: skip)")
     a = p.parse_args(argv)
     if a.serve_only:
         work = Path(a.state_dir) / "runs-serve"
@@ -808,6 +865,15 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"bench: {text}", file=sys.stderr, flush=True)
 
+    pg = bench_postgres.Server() if a.postgres == "yes" else None
+    try:
+        return _main(a, argv, state, work, results, say, pg)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def _main(a, argv, state, work, results, say, pg) -> int:
     world_dir = state / f"org{a.packages}-s{a.sample}-g{a.giant_tags}x{a.giants}"
     say(f"world: {a.packages} packages + {a.sample}-package sample in {world_dir} (built once, then reused)")
     with RemoteWorld(world_dir, packages=a.packages, sample=a.sample, latency_ms=a.latency_ms,
@@ -833,10 +899,20 @@ def main(argv: list[str] | None = None) -> int:
         cold = crawl("cold", profile=spy)
         results["profile"], cold.profile = cold.profile, None
         scen["cold"] = asdict(cold)
+        # PostgreSQL right after SQLite, on the same world: the same requests
+        pg_db = pg.database("bench") if pg else None
+        pg_scen: dict[str, dict] = {}
+        if pg:
+            pg_scen["cold"] = asdict(crawl("pg-cold", db=pg_db))
         scen["noop"] = asdict(crawl("noop"))
+        if pg:
+            pg_scen["noop"] = asdict(crawl("pg-noop", db=pg_db))
         results["churn"] = world.call("churn", fraction=a.churn)["churn"]
         say(f"churn: {results['churn']}")
         scen["churn"] = asdict(crawl("churn"))
+        if pg:
+            pg_scen["churn"] = asdict(crawl("pg-churn", db=pg_db))
+            results["postgres"] = {"scenarios": pg_scen}
         scen["full"] = asdict(crawl("full", full=True))
         results["scenarios"] = scen
         if a.sample:
@@ -874,6 +950,18 @@ def main(argv: list[str] | None = None) -> int:
                                   concurrency=a.concurrency)
                 say(f"{key}: {run.requests} requests, {run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
                 results[key] = asdict(run)
+    if pg and a.concurrent_packages != 0:
+        per_owner = a.concurrent_packages or max(1, a.packages // 3)
+        conc_dir = state / f"orgs3x{per_owner}-g{a.giant_tags}x{a.giants}"
+        say(f"world: three orgs of {per_owner} packages in {conc_dir}")
+        with RemoteWorld(conc_dir, packages=per_owner, sample=0, latency_ms=a.latency_ms,
+                         connect_latency_ms=a.connect_latency_ms, giant_tags=a.giant_tags, giants=a.giants,
+                         orgs=3) as world:
+            c = bench_postgres.concurrent(world, work, world.info["owners"], pg.database, config_toml,
+                                          concurrency=a.concurrency)
+            c["packages"] = per_owner
+            results["postgres"]["concurrent"] = c
+            say(f"three crawlers: {c['three_crawlers']['wall_s']} s vs one crawler {c['one_crawler']['wall_s']} s")
     if a.serve_singles:
         say(f"serve: {a.serve_singles} single pushes, a burst of {a.serve_burst} events across "
             f"{a.serve_burst_packages} packages")
@@ -881,6 +969,9 @@ def main(argv: list[str] | None = None) -> int:
                                        burst_packages=a.serve_burst_packages)
     say(f"writer: {a.writer_packages} packages x {a.writer_tags} tags")
     results["writer"] = writer_bench(work, a.writer_packages, a.writer_tags)
+    if pg:
+        results["postgres"]["writer"] = writer_bench(work, a.writer_packages, a.writer_tags,
+                                                     open_store=pg.store_opener("writer"))
     results["engine_after"] = git_state()
     if results["engine_after"] != results["engine_before"]:
         say(f"warning: the engine changed during the run: {results['engine_before']} -> {results['engine_after']}")
@@ -893,6 +984,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.docs:
         write_docs(Path(a.docs), results, text)
     failed = [r for r in (results["scenarios"].values()) if r["exit_code"] != 0]
+    failed += [r for r in results.get("postgres", {}).get("scenarios", {}).values() if r["exit_code"] != 0]
     return 1 if failed else 0
 
 

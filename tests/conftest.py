@@ -7,6 +7,13 @@
 - ``http``    — an aiohttp session for raw requests.
 - ``world_config`` — a ghcr-inventory config file for the sample owners at the
   world's fronts; the token is in ``$GHCR_SANDBOX_TOKEN``.
+- ``pg_server`` — one real PostgreSQL server for the session (``initdb`` +
+  ``pg_ctl``, as the ``postgres`` user when run as root), its password in
+  ``$GHCR_PG_PASSWORD``; ``pg_db`` — a fresh database on it per test (a copy
+  of a template that already holds the schema).
+- ``store`` — parametrised over ``sqlite`` and ``postgres``; ``db`` — the
+  test's inventory in that store (a ``Path`` or a ``tests.support.PgDb``),
+  to pass to ``write_config(..., db=db)`` and the reading helpers.
 
 After every test that used the world: its faults are cleared and the emulator's
 OpenAPI violations must be empty (the check fails the test that caused them).
@@ -19,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 from crawler.sandbox import World, build_sample_org
+from tests.support import PG_PASSWORD_ENV, inventory_in, new_pg_db, pg_template
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +38,37 @@ def world(tmp_path_factory):
         yield w
     finally:
         w.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    import os
+
+    from crawler.sandbox.pgserver import PostgresServer
+    server = PostgresServer().start()
+    os.environ[PG_PASSWORD_ENV] = server.password
+    try:
+        pg_template(server)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_db(pg_server):
+    return new_pg_db(pg_server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request):
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")   # up (and its password exported) before the test starts
+    return request.param
+
+
+@pytest.fixture
+def db(store, tmp_path, request):
+    return inventory_in(store, tmp_path, request)
 
 
 @pytest.fixture(scope="session")

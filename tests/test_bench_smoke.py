@@ -3,7 +3,8 @@
 The real run (1,000 packages at 20 ms, minutes) is in docs/benchmarks.md; this
 one builds a 6-package world (one package with 120+ tags) and a 3-package
 one, runs every scenario and the side-by-side comparison once, and checks the
-numbers are consistent with the world that was built.
+numbers are consistent with the world that was built; PostgreSQL's runs of
+the same scenarios make the same requests as SQLite's.
 """
 
 from __future__ import annotations
@@ -61,12 +62,25 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert (serve["single"]["events"], serve["single"]["syncs"]) == (2, 2)
     assert (serve["burst"]["events"], serve["burst"]["syncs"], serve["burst"]["packages"]) == (6, 1, 3)
     assert serve["burst"]["requests"] >= serve["burst"]["lower_bound"] > 0 and serve["single"]["median_s"] > 0
+    pg = r["postgres"]
+    assert list(pg["scenarios"]) == ["cold", "noop", "churn"]
+    for name, s in pg["scenarios"].items():
+        assert (s["status"], s["exit_code"]) == ("ok", 0), name
+        assert s["requests"] == scen[name]["requests"] == s["world_requests"], name
+        assert (s["tags"], s["images"]) == (scen[name]["tags"], scen[name]["images"]), name
+        assert s["peak_rss_mb"] > 0 and s["cpu_s"] > 0 and s["db_mb"] > 0
+    assert pg["writer"]["cold"]["tag_rows"] == 80 and pg["writer"]["cold"]["tag_rows_per_s"] > 0
+    conc = pg["concurrent"]
+    assert conc["one_crawler"]["exit_codes"] == [0] and conc["three_crawlers"]["exit_codes"] == [0, 0, 0]
+    assert conc["one_crawler"]["tags"] == conc["three_crawlers"]["tags"] > 0
 
     names = [t["name"] for t in r["targets"]]
-    assert len(names) == 9 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert len(names) == 10 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert next(t for t in r["targets"] if t["name"].startswith("PostgreSQL"))["ok"]
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
     text = docs.read_text()
     assert "hand-written notes stay" in text and "old results go" not in text and "## Targets" in text
+    assert "### PostgreSQL beside SQLite" in text
 
 
 def test_profile_summary_groups_py_spy_stacks():

@@ -209,3 +209,38 @@ def test_the_webhook_secret_is_required_long_enough_and_never_echoed(tmp_path):
     assert resolve_webhook_secret(from_file, environ={}).reveal() == "f" * 40
     with pytest.raises(ConfigError, match="'serve.secret_file' cannot be read"):
         resolve_webhook_secret(parse_config("[serve]\nsecret_file = '/nonexistent/s'", source="c.toml"), environ={})
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[database]\npath = 'a.db'\nurl = 'postgresql://u@h/db'", "both set: use exactly one"),
+    ("[database]\nurl = 'postgresql://u:hunter22@h/db'", "must not carry a password"),
+    ("[database]\nurl = 'mysql://u@h/db'", "must be a postgresql:// URL"),
+    ("[database]\nurl = 'postgresql://u@h'", "names no database"),
+    ("[database]\nurl = 'postgresql://u@h:99999/db'", "invalid port"),
+    ("[database]\nurl = 'postgresql://u@h/db'\nsslmode = 'sometimes'", "'database.sslmode' must be one of"),
+    ("[database]\npassword_env = 'PW'", "'database.password_env' is only used with 'database.url'"),
+    ("[database]\nurl = 'postgresql://u@h/db'\nlock_timeout_s = 0", "'database.lock_timeout_s' must be positive"),
+])
+def test_bad_postgres_settings_are_one_line(text, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="/etc/inv.toml")
+    assert needle in str(info.value) and "hunter22" not in str(info.value)
+
+
+def test_postgres_url_and_its_password(tmp_path):
+    from crawler.config import database_password
+    from crawler.secret import redact
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret-pg-password\n")
+    config = parse_config(f"[database]\nurl = 'postgresql://crawler@db:5432/inv'\npassword_file = '{pw}'\n"
+                          "sslmode = 'verify-full'", source="c.toml")
+    assert config.database.path is None and config.database.url == "postgresql://crawler@db:5432/inv"
+    assert database_password(config.database, config.source).reveal() == "s3cret-pg-password"
+    assert redact("connecting with s3cret-pg-password") == "connecting with ***"
+    from_env = parse_config("[database]\nurl = 'postgresql://crawler@db/inv'\npassword_env = 'INV_PW'", source="c")
+    assert database_password(from_env.database, "c", {"INV_PW": "from-the-env-1"}).reveal() == "from-the-env-1"
+    with pytest.raises(ConfigError, match="INV_PW is not set"):
+        database_password(from_env.database, "c", {})
+    libpq = parse_config("[database]\nurl = 'postgresql://crawler@db/inv'", source="c")
+    assert database_password(libpq.database, "c", {"PGPASSWORD": "libpq-password"}).reveal() == "libpq-password"
+    assert database_password(libpq.database, "c", {}) is None

@@ -6,7 +6,8 @@ kills land all over the pipeline without any sleeping. After every kill the
 database must pass integrity_check, hold no half-written package (any package
 present has exactly the registry's tags, all of whose content is stored), and
 the next run must mark the killed one interrupted and finish the job without
-refetching what was committed."""
+refetching what was committed. Both stores (the `store` parameter): for
+PostgreSQL the kill also drops the owner's advisory lock with its session."""
 
 import os
 import random
@@ -16,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.support import integrity_ok, last_run, rows, write_config
+from tests.support import integrity_ok, inventory_in, last_run, rows, write_config
 
 KILLS = 50
 PER_DATABASE = 8
@@ -56,7 +57,7 @@ def assert_consistent(db, truth):
     assert len(rows(db, "SELECT id FROM sync_runs WHERE status = 'running'")) <= 1
 
 
-def test_sigkill_at_random_points(world, kill_org, tmp_path):
+def test_sigkill_at_random_points(world, kill_org, tmp_path, store, request):
     owner = kill_org
     truth = {name: world.tags_of(owner, name) for name in
              [f"img{n}" for n in range(16)] + [f"multi{n}" for n in range(6)] + ["team/nested/app"]}
@@ -65,7 +66,7 @@ def test_sigkill_at_random_points(world, kill_org, tmp_path):
     kills, round_no, lines_seen = 0, 0, []
     while kills < KILLS:
         round_no += 1
-        db = tmp_path / f"round{round_no}.db"
+        db = inventory_in(store, tmp_path, request, name=f"round{round_no}.db")
         config = write_config(world, tmp_path, [(owner, "org")], db=db, name=f"round{round_no}.toml",
                               crawl={"concurrency": 4})
         budget = 180  # log lines a cold run of this org writes, roughly

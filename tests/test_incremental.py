@@ -1,31 +1,30 @@
 """Issue 5: incremental runs that timers can trust — change detection,
-history, deletions and restores, --full repair, the lock, `status`."""
+history, deletions and restores, --full repair, the lock, `status` — in
+both stores (the `store` parameter: SQLite and PostgreSQL)."""
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
-from crawler.lock import SyncLock
-from tests.support import integrity_ok, last_run, rows, run_cli, write_config
+from tests.support import execute, hold_sync_lock, integrity_ok, last_run, rows, run_cli, write_config
 
 
 @pytest.fixture
-def org(world, fresh_owner, tmp_path, monkeypatch):
+def org(world, fresh_owner, tmp_path, monkeypatch, db):
     """A fresh org with three packages, synced once."""
     monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
     b = world.builder
     b.push_image(fresh_owner, "app", tags=["latest", "v1"], seed=1)
     b.push_image(fresh_owner, "other", tags=["x"], seed=2)
     b.push_index(fresh_owner, "multi", tags=["stable"], platforms=("linux/amd64", "linux/arm64"), seed=3)
-    config = write_config(world, tmp_path, [(fresh_owner, "org")])
+    config = write_config(world, tmp_path, [(fresh_owner, "org")], db=db)
     assert run_cli(config, "sync") == 0
-    return fresh_owner, config, tmp_path / "inventory.db"
+    return fresh_owner, config, db
 
 
 def history(db, package):
@@ -98,11 +97,8 @@ def test_failed_listing_page_deletes_nothing(world, org):
 def test_full_resync_repairs_corrupted_rows(world, org, capsys):
     owner, config, db = org
     digest = world.tags_of(owner, "app")["latest"]
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE manifests SET size = 1, layer_count = 99 WHERE digest = ?", (digest,))
-    conn.execute("UPDATE tags SET digest = 'sha256:' || printf('%064d', 0) WHERE tag = 'x' AND last_seen IS NULL")
-    conn.commit()
-    conn.close()
+    execute(db, "UPDATE manifests SET size = 1, layer_count = 99 WHERE digest = ?", (digest,))
+    execute(db, "UPDATE tags SET digest = ? WHERE tag = 'x' AND last_seen IS NULL", ("sha256:" + "0" * 64,))
     assert run_cli(config, "sync") == 0          # incremental: trusts what it has
     assert rows(db, "SELECT layer_count FROM manifests WHERE digest = ?", (digest,)) == [(99,)]
     capsys.readouterr()
@@ -121,7 +117,7 @@ def test_full_resync_repairs_corrupted_rows(world, org, capsys):
 
 def test_second_sync_while_locked_exits_75(world, org, capsys):
     owner, config, db = org
-    with SyncLock(db):
+    with hold_sync_lock(db, config):
         code = run_cli(config, "sync")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 75
@@ -134,10 +130,7 @@ def test_status_is_a_monitoring_probe(world, org, capsys):
     assert run_cli(config, "status", "--max-age", "1h") == 0
     out = capsys.readouterr().out
     assert owner in out and "ok" in out
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE sync_runs SET finished_at = '2020-01-01T00:00:00Z'")
-    conn.commit()
-    conn.close()
+    execute(db, "UPDATE sync_runs SET finished_at = '2020-01-01T00:00:00Z'")
     assert run_cli(config, "status", "--max-age", "1h") == 1
     err = capsys.readouterr().err
     assert "stale" in err and owner in err
@@ -145,12 +138,12 @@ def test_status_is_a_monitoring_probe(world, org, capsys):
     assert run_cli(config, "status", "--max-age", "soon") == 2
 
 
-def test_sigterm_stops_promptly_and_records_interrupted(world, fresh_owner, tmp_path):
+def test_sigterm_stops_promptly_and_records_interrupted(world, fresh_owner, tmp_path, db):
     b = world.builder
     for n in range(12):
         b.push_image(fresh_owner, f"p{n}", tags=["latest"], seed=100 + n, layers=1)
     world.registry_proxy.inject("latency", probability=1.0, ms=150)
-    config = write_config(world, tmp_path, [(fresh_owner, "org")], crawl={"concurrency": 2})
+    config = write_config(world, tmp_path, [(fresh_owner, "org")], crawl={"concurrency": 2}, db=db)
     env = dict(os.environ, GHCR_SANDBOX_TOKEN=world.token)
     proc = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(config), "--log-format", "json",
                              "-v", "sync"], env=env, stderr=subprocess.PIPE, text=True)
@@ -163,7 +156,7 @@ def test_sigterm_stops_promptly_and_records_interrupted(world, fresh_owner, tmp_
     code = proc.wait(timeout=10)
     assert time.monotonic() - started < 5
     assert code == 128 + signal.SIGTERM
-    run = last_run(tmp_path / "inventory.db")
+    run = last_run(db)
     assert run["status"] == "interrupted" and run["finished_at"] is not None
     assert "stopping" in rest
-    assert integrity_ok(tmp_path / "inventory.db")
+    assert integrity_ok(db)

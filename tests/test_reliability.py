@@ -3,7 +3,11 @@ or corrupted data — against the real registry and the emulator behind the
 fault proxy. Every scenario is a row of RELIABILITY (what was tried, the
 outcome), asserted by its test; README's "Reliability" table is rendered from
 these rows and `test_readme_table_is_current` keeps the two in step
-(UPDATE_README=1 rewrites it)."""
+(UPDATE_README=1 rewrites it).
+
+Every test that syncs runs against both stores (the `db` fixture, SQLite
+and PostgreSQL); the clean run they compare with is SQLite's, so the two
+stores are held to the same inventory."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import pytest
 
 from crawler.oci import compute_digest
 from tests.reliability import Row, all_rows, readme_with_table
-from tests.support import (FakeClock, integrity_ok, last_run, rows, run_cli, run_engine,
+from tests.support import (FakeClock, dump, integrity_ok, last_run, rows, run_cli, run_engine,
                            write_config)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,32 +135,30 @@ def faults_of(db) -> dict:
     ("malformed-api", "api_proxy", "malformed_json", {}, "bad_body"),
     ("corrupt", "registry_proxy", "corrupt_body", {}, "bad_body"),
 ])
-def test_transient_faults_are_retried(world, small, clean, tmp_path, row_id, proxy, kind, params, counter):
+def test_transient_faults_are_retried(world, small, clean, tmp_path, db, row_id, proxy, kind, params, counter):
     path = r"/manifests/sha256" if proxy == "registry_proxy" else r"/versions"
     chosen = getattr(world, proxy)
     chosen.injected.clear()
     chosen.inject(kind, path=path, times=2, **params)
-    config = config_for(world, tmp_path, small)
+    config = config_for(world, tmp_path, small, db=db)
     summary = run_engine(config, world.token)
-    db = tmp_path / "inventory.db"
     assert (summary.exit_code, summary.status) == (0, "ok"), BY_ID[row_id]
     assert inventory(db) == clean
     assert faults_of(db)[counter] == chosen.injected[kind], (faults_of(db), chosen.injected)
 
 
-def test_timeouts_are_retried(world, small, clean, tmp_path):
+def test_timeouts_are_retried(world, small, clean, tmp_path, db):
     world.registry_proxy.inject("latency", path=r"/manifests/sha256", times=1, ms=1500)
-    config = config_for(world, tmp_path, small, crawl={"timeout_s": 0.5})
+    config = config_for(world, tmp_path, small, db=db, crawl={"timeout_s": 0.5})
     assert run_engine(config, world.token).exit_code == 0
-    assert inventory(tmp_path / "inventory.db") == clean
-    assert faults_of(tmp_path / "inventory.db")["timeout"] == 1
+    assert inventory(db) == clean
+    assert faults_of(db)["timeout"] == 1
 
 
-def test_run_timeout_stops_cleanly(world, small, tmp_path):
+def test_run_timeout_stops_cleanly(world, small, tmp_path, db):
     world.registry_proxy.inject("latency", path=r"/manifests/sha256", probability=1.0, ms=400)
-    config = config_for(world, tmp_path, small, crawl={"run_timeout_s": 1.0, "concurrency": 1})
+    config = config_for(world, tmp_path, small, db=db, crawl={"run_timeout_s": 1.0, "concurrency": 1})
     summary = run_engine(config, world.token)
-    db = tmp_path / "inventory.db"
     run = last_run(db)
     assert summary.exit_code == 4 and run["status"] == "interrupted"
     assert "crawl.run_timeout_s=1s" in run["message"]
@@ -164,27 +166,26 @@ def test_run_timeout_stops_cleanly(world, small, tmp_path):
     assert rows(db, "SELECT COUNT(*) FROM v_packages")[0][0] < 3   # stopped before the end
 
 
-def test_persistent_5xx_fails_only_that_package(world, small, tmp_path):
+def test_persistent_5xx_fails_only_that_package(world, small, tmp_path, db):
     world.api_proxy.inject("status", path=r"/packages/container/app/versions", probability=1.0, status=500)
-    config = config_for(world, tmp_path, small, crawl={"retries": 3})
+    config = config_for(world, tmp_path, small, db=db, crawl={"retries": 3})
     summary = run_engine(config, world.token)
-    db = tmp_path / "inventory.db"
     assert summary.exit_code == 1 and summary.packages_failed == 1 and summary.packages_changed == 2
     assert faults_of(db)["http_500"] == 4
     assert rows(db, "SELECT package FROM run_errors") == [("app",)]
     assert "HTTP 500 (gave up after 4 attempts)" in rows(db, "SELECT message FROM run_errors")[0][0]
 
 
-def test_4xx_is_not_retried(world, small, tmp_path):
+def test_4xx_is_not_retried(world, small, tmp_path, db):
     world.registry_proxy.inject("status", path=r"/v2/[^/]+/app/manifests/", probability=1.0, status=400,
                                 body={"errors": [{"code": "MANIFEST_INVALID", "message": "bad"}]})
     world.reset_logs()
-    config = config_for(world, tmp_path, small)
+    config = config_for(world, tmp_path, small, db=db)
     summary = run_engine(config, world.token)
     assert summary.exit_code == 1 and summary.packages_failed == 1
     hits = [e for e in world.registry_proxy.log if "/app/manifests/" in e.path]
     assert len(hits) == 1
-    assert "HTTP 400" in rows(tmp_path / "inventory.db", "SELECT message FROM run_errors")[0][0]
+    assert "HTTP 400" in rows(db, "SELECT message FROM run_errors")[0][0]
 
 
 # --- rate limits (injected clock: nothing sleeps) ---------------------------------------
@@ -194,34 +195,33 @@ def test_4xx_is_not_retried(world, small, tmp_path):
     ("429-body", "registry_proxy", "retry_after_body", {}, 0.00088),
     ("secondary", "api_proxy", "secondary_limit", {}, 60.0),
 ])
-def test_rate_limit_refusals_are_waited_out(world, small, clean, tmp_path, row_id, proxy, kind, params,
+def test_rate_limit_refusals_are_waited_out(world, small, clean, tmp_path, db, row_id, proxy, kind, params,
                                             least_wait):
     path = r"/manifests/sha256" if proxy == "registry_proxy" else r"/versions"
     getattr(world, proxy).inject(kind, path=path, times=1, **params)
     clock = FakeClock(start=__import__("time").time())
-    summary = run_engine(config_for(world, tmp_path, small), world.token, clock=clock)
+    summary = run_engine(config_for(world, tmp_path, small, db=db), world.token, clock=clock)
     assert summary.exit_code == 0
-    assert inventory(tmp_path / "inventory.db") == clean
+    assert inventory(db) == clean
     assert max(clock.sleeps) == pytest.approx(least_wait, rel=1e-3)
-    assert sum(v for k, v in faults_of(tmp_path / "inventory.db").items() if k.endswith("rate_limited")) == 1
+    assert sum(v for k, v in faults_of(db).items() if k.endswith("rate_limited")) == 1
 
 
-def test_repeated_secondary_limits_back_off_exponentially(world, small, tmp_path):
+def test_repeated_secondary_limits_back_off_exponentially(world, small, tmp_path, db):
     world.api_proxy.inject("secondary_limit", path=r"/versions", times=3)
     clock = FakeClock(start=__import__("time").time())
-    config = config_for(world, tmp_path, small, crawl={"max_wait_s": 10_000, "concurrency": 1})
+    config = config_for(world, tmp_path, small, db=db, crawl={"max_wait_s": 10_000, "concurrency": 1})
     assert run_engine(config, world.token, clock=clock).exit_code == 0
     assert sorted(s for s in clock.sleeps if s >= 60) == [60, 120, 240]
 
 
-def test_exhausted_budget_stops_cleanly(world, small, tmp_path, capsys):
+def test_exhausted_budget_stops_cleanly(world, small, tmp_path, db, capsys):
     token = world.add_token(rate_limit=3)   # discovery + 2 packages' versions, then nothing
     os.environ["GHCR_TIGHT_TOKEN"] = token
-    config = config_for(world, tmp_path, small, token_env="GHCR_TIGHT_TOKEN",
+    config = config_for(world, tmp_path, small, db=db, token_env="GHCR_TIGHT_TOKEN",
                         crawl={"rate_limit_reserve": 0, "concurrency": 1, "max_wait_s": 60})
     code = run_cli(config, "sync")
     err = capsys.readouterr().err
-    db = tmp_path / "inventory.db"
     run = last_run(db)
     assert code == 4 and run["status"] == "rate_limited"
     assert "retry after" in run["message"]
@@ -230,34 +230,33 @@ def test_exhausted_budget_stops_cleanly(world, small, tmp_path, capsys):
     assert integrity_ok(db)
 
 
-def test_reserve_is_never_spent(world, small, tmp_path):
+def test_reserve_is_never_spent(world, small, tmp_path, db):
     token = world.add_token(rate_limit=10)
     os.environ["GHCR_RESERVE_TOKEN"] = token
-    config = config_for(world, tmp_path, small, token_env="GHCR_RESERVE_TOKEN",
+    config = config_for(world, tmp_path, small, db=db, token_env="GHCR_RESERVE_TOKEN",
                         crawl={"rate_limit_reserve": 8, "concurrency": 1, "max_wait_s": 1})
     world.reset_logs()
     code = run_cli(config, "sync")
     assert code == 4
     used = [e for e in world.emulator.log if e.path.startswith(f"/orgs/{small}")]
     assert len(used) == 10 - 8  # the last 8 requests of the budget were left untouched
-    assert "8 of 10 requests left (reserve 8)" in last_run(tmp_path / "inventory.db")["message"]
+    assert "8 of 10 requests left (reserve 8)" in last_run(db)["message"]
 
 
 # --- bad bodies and bad input ---------------------------------------------------------------
 
-def test_wrong_content_type_fails_the_package(world, small, tmp_path):
+def test_wrong_content_type_fails_the_package(world, small, tmp_path, db):
     world.api_proxy.inject("status", path=r"/packages/container/app/versions", probability=1.0, status=200,
                            body="<html>maintenance</html>", headers={"Content-Type": "text/html"})
-    summary = run_engine(config_for(world, tmp_path, small), world.token)
+    summary = run_engine(config_for(world, tmp_path, small, db=db), world.token)
     assert summary.exit_code == 1
-    message = rows(tmp_path / "inventory.db", "SELECT message FROM run_errors WHERE package = 'app'")[0][0]
+    message = rows(db, "SELECT message FROM run_errors WHERE package = 'app'")[0][0]
     assert "expected JSON" in message and "text/html" in message
 
 
-def test_wrong_digest_header_fails_and_stores_nothing_of_it(world, small, tmp_path):
+def test_wrong_digest_header_fails_and_stores_nothing_of_it(world, small, tmp_path, db):
     world.registry_proxy.inject("wrong_digest", path=r"/team/api/manifests/", probability=1.0)
-    summary = run_engine(config_for(world, tmp_path, small), world.token)
-    db = tmp_path / "inventory.db"
+    summary = run_engine(config_for(world, tmp_path, small, db=db), world.token)
     assert summary.exit_code == 1
     assert "does not match" in rows(db, "SELECT message FROM run_errors")[0][0]
     assert rows(db, "SELECT COUNT(*) FROM v_packages WHERE package = 'team/api'") == [(0,)]
@@ -295,15 +294,14 @@ BAD_MANIFESTS = {
 
 
 @pytest.mark.parametrize("case", BAD_MANIFESTS)
-def test_bad_manifests_fail_their_package_with_a_reason(world, tmp_path, case, env_token):
+def test_bad_manifests_fail_their_package_with_a_reason(world, tmp_path, db, case, env_token):
     owner = world.new_owner("bad")
     world.builder.push_image(owner, "good", tags=["latest"], seed=950)
     world.builder.push_image(owner, "weird", tags=["ok"], seed=951)
     doc, needle = BAD_MANIFESTS[case]
     media_type = doc.get("mediaType") or "application/vnd.oci.image.manifest.v1+json"
     serve_manifest(world, owner, "weird", orjson.dumps(doc), media_type)
-    summary = run_engine(config_for(world, tmp_path, owner), world.token)
-    db = tmp_path / "inventory.db"
+    summary = run_engine(config_for(world, tmp_path, owner, db=db), world.token)
     assert summary.exit_code == 1 and summary.packages_changed == 1
     message = rows(db, "SELECT message FROM run_errors WHERE package = 'weird'")[0][0]
     assert needle in message and "\n" not in message
@@ -311,39 +309,39 @@ def test_bad_manifests_fail_their_package_with_a_reason(world, tmp_path, case, e
     assert integrity_ok(db)
 
 
-def test_oversized_manifest_is_rejected(world, tmp_path, env_token):
+def test_oversized_manifest_is_rejected(world, tmp_path, db, env_token):
     owner = world.new_owner("big")
     world.builder.push_image(owner, "huge", tags=["x"], seed=960)
     body = orjson.dumps(_manifest(annotations={"pad": "x" * (4 * 1024 * 1024 + 10)}))
     serve_manifest(world, owner, "huge", body, "application/vnd.oci.image.manifest.v1+json")
-    summary = run_engine(config_for(world, tmp_path, owner), world.token)
+    summary = run_engine(config_for(world, tmp_path, owner, db=db), world.token)
     assert summary.exit_code == 1
-    message = rows(tmp_path / "inventory.db", "SELECT message FROM run_errors")[0][0]
+    message = rows(db, "SELECT message FROM run_errors")[0][0]
     assert "exceeds the 4194304-byte limit" in message
 
 
-def test_invalid_tag_name_fails_the_package(world, tmp_path, env_token):
+def test_invalid_tag_name_fails_the_package(world, tmp_path, db, env_token):
     owner = world.new_owner("tagz")
     img = world.builder.push_image(owner, "app", tags=["ok"], seed=970)
     world.call(world.state.record_version, owner, "app", img.digest, tags=("bad tag!",))
-    summary = run_engine(config_for(world, tmp_path, owner), world.token)
+    summary = run_engine(config_for(world, tmp_path, owner, db=db), world.token)
     assert summary.exit_code == 1
-    assert "'bad tag!' is not a valid OCI tag" in rows(tmp_path / "inventory.db", "SELECT message FROM run_errors")[0][0]
+    assert "'bad tag!' is not a valid OCI tag" in rows(db, "SELECT message FROM run_errors")[0][0]
 
 
 # --- where credentials go -------------------------------------------------------------------------
 
-def test_blob_redirects_carry_no_authorization(world, small, tmp_path):
+def test_blob_redirects_carry_no_authorization(world, small, tmp_path, db):
     world.reset_logs()
-    assert run_engine(config_for(world, tmp_path, small), world.token).exit_code == 0
+    assert run_engine(config_for(world, tmp_path, small, db=db), world.token).exit_code == 0
     assert world.cdn.requests, "config blobs were fetched through the CDN redirect"
     assert not world.cdn.saw_authorization
 
 
-def test_untrusted_token_realm_gets_no_credentials(world, small, tmp_path, capsys):
+def test_untrusted_token_realm_gets_no_credentials(world, small, tmp_path, db, capsys):
     # The direct registry's realm is the emulator itself, which is neither the
     # registry's host nor the configured API host (the API fault proxy).
-    config = write_config(world, tmp_path, [(small, "org")])
+    config = write_config(world, tmp_path, [(small, "org")], db=db)
     text = config.read_text().replace(f'url = "{world.registry_url}"', f'url = "{world.registry_direct_url}"')
     config.write_text(text)
     world.reset_logs()
@@ -360,40 +358,39 @@ def test_untrusted_token_realm_gets_no_credentials(world, small, tmp_path, capsy
 
 # --- authentication and reachability ----------------------------------------------------------
 
-def test_rejected_token_is_exit_3(world, small, tmp_path, monkeypatch, capsys):
+def test_rejected_token_is_exit_3(world, small, tmp_path, db, monkeypatch, capsys):
     monkeypatch.setenv("GHCR_SANDBOX_TOKEN", "ghp_" + "0" * 36)
-    assert run_cli(config_for(world, tmp_path, small), "sync") == 3
+    assert run_cli(config_for(world, tmp_path, small, db=db), "sync") == 3
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("ghcr-inventory:")]
     assert len(lines) == 1 and "rejected the token" in lines[0]
 
 
-def test_token_without_scope_is_exit_3(world, small, tmp_path, monkeypatch, capsys):
+def test_token_without_scope_is_exit_3(world, small, tmp_path, db, monkeypatch, capsys):
     monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.add_token(scopes=("repo",)))
-    assert run_cli(config_for(world, tmp_path, small), "sync") == 3
+    assert run_cli(config_for(world, tmp_path, small, db=db), "sync") == 3
     err = capsys.readouterr().err
     assert "read:packages" in err
 
 
-def test_unknown_owner_fails_that_owner_only(world, small, tmp_path, env_token):
-    config = write_config(world, tmp_path, [(small, "org"), ("no-such-org-xyz", "org")])
+def test_unknown_owner_fails_that_owner_only(world, small, tmp_path, db, env_token):
+    config = write_config(world, tmp_path, [(small, "org"), ("no-such-org-xyz", "org")], db=db)
     summary = run_engine(config, world.token)
-    db = tmp_path / "inventory.db"
     assert summary.exit_code == 1 and summary.packages_changed == 3
     owner, message = rows(db, "SELECT owner, message FROM run_errors")[0]
     assert owner == "no-such-org-xyz" and "not found" in message
 
 
-def test_refused_connections_are_exit_4(world, small, tmp_path, env_token):
+def test_refused_connections_are_exit_4(world, small, tmp_path, db, env_token):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = config_for(world, tmp_path, small, crawl={"retries": 1})
+    config = config_for(world, tmp_path, small, db=db, crawl={"retries": 1})
     config.write_text(config.read_text().replace(world.api_url, f"http://127.0.0.1:{port}"))
     summary = run_engine(config, world.token)
     assert summary.exit_code == 4 and "cannot connect" in summary.message
 
 
-def test_tls_verification_is_on_by_default(world, small, tmp_path, env_token):
+def test_tls_verification_is_on_by_default(world, small, tmp_path, db, env_token):
     import ssl
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -434,7 +431,7 @@ def test_tls_verification_is_on_by_default(world, small, tmp_path, env_token):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"https://127.0.0.1:{server.server_address[1]}"
-        config = config_for(world, tmp_path, small, crawl={"retries": 0})
+        config = config_for(world, tmp_path, small, db=db, crawl={"retries": 0})
         config.write_text(config.read_text().replace(world.api_url, url))
         summary = run_engine(config, world.token)
         assert summary.exit_code == 4 and "TLS failure" in summary.message
@@ -454,18 +451,17 @@ def test_tls_verification_is_on_by_default(world, small, tmp_path, env_token):
     (lambda t: t.replace('token_env = "GHCR_SANDBOX_TOKEN"', 'token_file = "/nonexistent/token"'),
      "'github.token_file' cannot be read"),
 ])
-def test_bad_config_is_exit_2_one_line(world, small, tmp_path, env_token, capsys, mutate, needle):
-    config = config_for(world, tmp_path, small)
+def test_bad_config_is_exit_2_one_line(world, small, tmp_path, db, env_token, capsys, mutate, needle):
+    config = config_for(world, tmp_path, small, db=db)
     config.write_text(mutate(config.read_text()))
     assert run_cli(config, "sync") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and str(config) in err[0]
 
 
-def test_query_cannot_write(world, small, tmp_path, env_token, capsys):
-    config = config_for(world, tmp_path, small)
+def test_query_cannot_write(world, small, tmp_path, db, env_token, capsys):
+    config = config_for(world, tmp_path, small, db=db)
     assert run_cli(config, "sync") == 0
-    db = tmp_path / "inventory.db"
     before = inventory(db)
     capsys.readouterr()
     assert run_cli(config, "query", "DELETE FROM tags") == 2
@@ -488,7 +484,7 @@ EXPECTED_COUNTERS = {"status": "http_503", "reset": "reset", "truncate": "trunca
 
 
 @pytest.mark.parametrize("tag_source", ["versions", "registry"])
-def test_soak_every_fault_mixed_in(world, sample, tmp_path, tag_source):
+def test_soak_every_fault_mixed_in(world, sample, tmp_path, db, tag_source):
     """The sample org through proxies injecting every fault at ~1.2 % each
     (~10 % of requests in all), with a tight rate budget: same inventory as a
     clean run, every fault visible in the run's counters."""
@@ -507,12 +503,11 @@ def test_soak_every_fault_mixed_in(world, sample, tmp_path, tag_source):
                 continue
             proxy.inject(kind, probability=0.012, **params)
     token = world.add_token(rate_limit=220)      # slows down when < 10 % remains
-    config = write_config(world, tmp_path, sample.owners, crawl={"timeout_s": 1.0, "retries": 8,
+    config = write_config(world, tmp_path, sample.owners, db=db, crawl={"timeout_s": 1.0, "retries": 8,
                                                                   "rate_limit_reserve": 5,
                                                                   "tag_source": tag_source})
     clock = FakeClock(start=__import__("time").time())
     summary = run_engine(config, token, clock=clock)
-    db = tmp_path / "inventory.db"
     assert summary.exit_code == 0, summary.errors
     assert inventory(db) == inventory(tmp_path / "clean.db")
     injected = {k for p, was in zip(proxies, before) for k, n in p.injected.items() if n > was.get(k, 0)}
@@ -523,7 +518,7 @@ def test_soak_every_fault_mixed_in(world, sample, tmp_path, tag_source):
     assert integrity_ok(db)
 
 
-def test_token_never_leaks(world, small, tmp_path, capfd):
+def test_token_never_leaks(world, small, tmp_path, db, capfd):
     import base64
     import subprocess
     import sys
@@ -531,7 +526,7 @@ def test_token_never_leaks(world, small, tmp_path, capfd):
     world.registry_proxy.inject("status", path=r"/manifests/", times=2, status=503)
     world.api_proxy.inject("malformed_json", path=r"/versions", times=1)
     world.registry_proxy.inject("wrong_digest", path=r"/team/api/manifests/", probability=1.0)
-    config = config_for(world, tmp_path, small)
+    config = config_for(world, tmp_path, small, db=db)
     env = dict(os.environ, GHCR_SANDBOX_TOKEN=token)
     proc = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(config), "--log-format", "json",
                              "--log-level", "debug", "sync"], env=env, stdout=subprocess.PIPE,
@@ -540,7 +535,10 @@ def test_token_never_leaks(world, small, tmp_path, capfd):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1                   # team/api failed: errors were logged
     basic = base64.b64encode(f"ghcr-inventory:{token}".encode()).decode()
-    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("inventory.db*") if p.is_file())
+    if isinstance(db, Path):
+        db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("inventory.db*") if p.is_file())
+    else:   # every row of every table, the run log included
+        db_bytes = repr(dump(db, skip=())).encode()
     for secret in (token, basic):
         assert secret not in out and secret not in err
         assert secret.encode() not in argv

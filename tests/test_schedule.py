@@ -54,3 +54,17 @@ def test_serve_unit_is_a_hardened_notify_service_with_credentials():
         assert re.search(rf"^{re.escape(directive)}", service, re.M), directive
     assert re.search(r"^ExecStart=\S+ghcr-inventory .* serve$", service, re.M)
     assert "SECRET" not in service.split("[Service]")[1]   # the secret never travels in the environment or argv
+
+
+def test_template_unit_runs_one_crawler_per_owner_with_its_credentials():
+    """Issue 14: ghcr-inventory@OWNER.service, one instance per owner/token
+    against the shared PostgreSQL inventory (verified above with the rest)."""
+    service = (UNITS / "ghcr-inventory@.service").read_text()
+    for directive in ("Type=oneshot", "ExecStart=/opt/ghcr-inventory/.venv/bin/ghcr-inventory --config "
+                      "/etc/ghcr-inventory/%i.toml", "LoadCredential=github-token:/etc/ghcr-inventory/%i.",
+                      "LoadCredential=pg-password:/etc/ghcr-inventory/%i.", "SuccessExitStatus=75",
+                      "DynamicUser=yes", "NoNewPrivileges=yes", "StateDirectory=ghcr-inventory/%i"):
+        assert re.search(rf"^{re.escape(directive)}", service, re.M), directive
+    assert "PGPASSWORD" not in service.split("[Service]")[1] and "GITHUB_TOKEN" not in service
+    timer = (UNITS / "ghcr-inventory@.timer").read_text()
+    assert re.search(r"^RandomizedDelaySec=", timer, re.M) and re.search(r"^OnCalendar=", timer, re.M)

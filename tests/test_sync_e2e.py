@@ -1,6 +1,7 @@
 """Issue 3, end to end against the world: the sample org syncs completely and
 correctly, a no-op sync costs only 304s and writes nothing, and a failure in
-one package never stops or corrupts the others."""
+one package never stops or corrupts the others — in both stores (SQLite and
+PostgreSQL: the `store` parameter)."""
 
 import asyncio
 import json
@@ -9,19 +10,20 @@ import aiohttp
 import pytest
 
 from crawler.sandbox.client import ACCEPT_MANIFESTS, registry_request
-from tests.support import dump, integrity_ok, last_run, rows, run_cli, write_config
+from tests.support import dump, integrity_ok, inventory_in, last_run, rows, run_cli, write_config
 
 
-@pytest.fixture(scope="module")
-def synced(world, sample, tmp_path_factory):
-    """The sample org synced once into a module-wide database."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def synced(request, world, sample, tmp_path_factory):
+    """The sample org synced once into a module-wide database, in each store."""
     tmp = tmp_path_factory.mktemp("synced")
-    config = write_config(world, tmp, sample.owners, token_env="GHCR_E2E_TOKEN")
+    db = inventory_in(request.param, tmp, request)
+    config = write_config(world, tmp, sample.owners, token_env="GHCR_E2E_TOKEN", db=db)
     import os
     os.environ["GHCR_E2E_TOKEN"] = world.token
     code = run_cli(config, "sync")
     assert code == 0
-    return tmp / "inventory.db", config
+    return db, config
 
 
 def test_every_tag_matches_the_sample_and_the_registry(world, sample, synced):
@@ -122,16 +124,15 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_a_failing_package_is_confined(world, sample, tmp_path, monkeypatch, name, capsys):
+def test_a_failing_package_is_confined(world, sample, tmp_path, monkeypatch, name, capsys, db):
     proxy_name, kind, path, reason = FAULTS[name]
     victim = sample.role("nested")
     params = {"status": 404, "body": {"message": "Not Found"}} if kind == "status" else {}
     getattr(world, proxy_name).inject(kind, path=path(victim.owner, victim.name), probability=1.0, **params)
     monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
-    config = write_config(world, tmp_path, sample.owners)
+    config = write_config(world, tmp_path, sample.owners, db=db)
     code = run_cli(config, "sync")
     err = capsys.readouterr().err
-    db = tmp_path / "inventory.db"
     assert code == 1
     assert integrity_ok(db)
     synced = {p for (p,) in rows(db, "SELECT package FROM v_packages WHERE owner = ?", (victim.owner,))}

@@ -13,11 +13,10 @@ to delete)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from typing import Sequence
 
-from ..readonly import run_query
+from ..store.reading import run_sql
 from .plan import Link, PackageRows, Version
 
 __all__ = ["load_packages"]
@@ -64,24 +63,24 @@ WHERE m.config_digest IS NOT NULL
 """
 
 
-def load_packages(conn: sqlite3.Connection, owners: Sequence[str] = (),
+def load_packages(conn, owners: Sequence[str] = (),
                   packages: Sequence[str] = ()) -> list[PackageRows]:
     """The live packages (of `owners`, named `packages`; empty = all)."""
     wanted_owners = {o.lower() for o in owners}
-    chosen = [r for r in run_query(conn, _PACKAGES)[1]
+    chosen = [r for r in run_sql(conn, _PACKAGES)[1]
               if (not wanted_owners or r[2].lower() in wanted_owners) and (not packages or r[5] in packages)]
     if not chosen:
         return []
-    incomplete = {(o, p): (run, kind, msg) for o, p, run, kind, msg in run_query(conn, _INCOMPLETE)[1]}
-    for owner_id, run, status in run_query(conn, _LAST_RUN)[1]:
+    incomplete = {(o, p): (run, kind, msg) for o, p, run, kind, msg in run_sql(conn, _INCOMPLETE)[1]}
+    for owner_id, run, status in run_sql(conn, _LAST_RUN)[1]:
         if status in UNFINISHED:
             incomplete.setdefault((owner_id, ""), (run, status, "that sync did not finish; sync again"))
     versions, links, blobs = defaultdict(list), defaultdict(list), defaultdict(lambda: defaultdict(list))
-    for pid, digest, vid, uploaded, kind, tags in run_query(conn, _VERSIONS)[1]:
+    for pid, digest, vid, uploaded, kind, tags in run_sql(conn, _VERSIONS)[1]:
         versions[pid].append(Version(digest, vid, uploaded, kind, tuple(sorted(tags.split(","))) if tags else ()))
-    for pid, parent, child, how in run_query(conn, _LINKS)[1]:
+    for pid, parent, child, how in run_sql(conn, _LINKS)[1]:
         links[pid].append(Link(parent, child, how))
-    for pid, digest, blob, size in run_query(conn, _BLOBS)[1]:
+    for pid, digest, blob, size in run_sql(conn, _BLOBS)[1]:
         blobs[pid][digest].append((blob, size or 0))
     out = []
     for pid, owner_id, owner, kind, discovery, name, visibility, _synced in chosen:

@@ -12,6 +12,7 @@ was done committed and the run row saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -64,15 +65,26 @@ async def run_sync(config: Config, creds: Credentials, options: SyncOptions = Sy
     if config.attestations.enabled and config.attestations.trusted_root is not None:
         from ..attestations import load_trusted_root   # cryptography: only when a root is given
         trusted_root = load_trusted_root(config)
-    with SyncLock(config.database.path):
-        store = await open_store(config.database)
+    # SQLite: one file lock for the database; PostgreSQL: the store's
+    # per-owner advisory locks (Store.claim), so crawlers of other owners run.
+    with SyncLock(config.database.path) if config.database.path else contextlib.nullcontext():
+        store = await open_store(config.database, creds.database)
         try:
+            await store.claim(registry_host(config), [o.name for o in selected_owners(config, options)])
             run = Run(config, creds, options, store, clocks=clocks, progress=progress,
                       stop=stop or asyncio.Event())
             run.trusted_root = trusted_root
             return await run.execute()
         finally:
             await store.close()
+
+
+def selected_owners(config: Config, options: SyncOptions) -> list[OwnerConfig]:
+    """The owners a run syncs: all configured ones, or those --owner names."""
+    if not options.owners:
+        return list(config.owners)
+    wanted = {o.lower() for o in options.owners}
+    return [o for o in config.owners if o.name.lower() in wanted]
 
 
 class Run:
@@ -96,10 +108,7 @@ class Run:
         self._changes_recorded = 0
 
     def owners(self) -> list[OwnerConfig]:
-        if not self.options.owners:
-            return list(self.config.owners)
-        wanted = {o.lower() for o in self.options.owners}
-        return [o for o in self.config.owners if o.name.lower() in wanted]
+        return selected_owners(self.config, self.options)
 
     async def execute(self) -> RunSummary:
         started = time.monotonic()
@@ -308,9 +317,10 @@ class Run:
         failed (the store itself) ends the run as that failure."""
         s = self.state.summary
         try:
+            await self.writer.drain()   # packages already handed over count in the run row
             await self._record_changes()
-        except Exception as exc:
-            self._fail(exc)
+        except Exception:
+            pass                        # the writer failed: update_run below says how
         record = self._counted().record()
         final = replace(record, status=s.status, finished_at=utc_now(), exit_code=s.exit_code,
                          message=s.message or None)

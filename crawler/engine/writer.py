@@ -44,6 +44,10 @@ class _Write:
     future: asyncio.Future
 
 
+async def _nothing() -> None:
+    """The write `drain` queues: done once everything before it is."""
+
+
 class WriterStopped(Exception):
     """The writer task ended before it took this item (it failed earlier)."""
 
@@ -111,6 +115,10 @@ class Writer:
 
     async def record_changes(self, run_id: int, via: str, changes: Iterable[tuple[str, str]]) -> None:
         await self._write(self._store.record_changes, run_id, via, list(changes))
+
+    async def drain(self) -> None:
+        """Wait until everything queued before this call is applied (or failed)."""
+        await self._write(_nothing)
 
     # -- lifecycle ----------------------------------------------------------------
 

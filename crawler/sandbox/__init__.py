@@ -16,6 +16,7 @@ Used by the tests, ``ghcr-inventory demo`` and the benchmark. Modules, one role 
 - ``content`` / ``builder`` — image bytes; pushing + registering (the source of truth)
 - ``sample``    — the sample org and its expectations (``SampleOrg``)
 - ``hostile``   — a foreign SQLite write lock, a full disk, a read-only file system
+- ``pgserver``  — a real PostgreSQL server (``initdb`` + ``pg_ctl``) on loopback
 """
 
 from __future__ import annotations

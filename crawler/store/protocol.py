@@ -6,7 +6,7 @@ Nothing above the store knows which database holds the inventory
 `crawler.store.open_store`, hands its `reader` to workers and enrichment,
 and its `writer` to the single writer task (`crawler.engine.writer`), whose
 typed methods are the only way in. The SQLite store (`sqlite.py`) is the
-first implementation; a PostgreSQL store implements the same protocols.
+first implementation; the PostgreSQL store (`postgres.py`) the second.
 
 Every `StoreWriter` method is one transaction: a package is applied whole
 or not at all.
@@ -223,7 +223,8 @@ class EventLog(Protocol):
 
 
 class Store(Protocol):
-    """An open inventory: its two faces and how to close it."""
+    """An open inventory: its two faces, the run's claim on its owners, and
+    how to close it."""
 
     @property
     def reader(self) -> StoreReader: ...
@@ -233,5 +234,12 @@ class Store(Protocol):
 
     @property
     def events(self) -> EventLog: ...
+
+    async def claim(self, registry: str, owners: Sequence[str]) -> None:
+        """Hold these owners for this run: another sync holding one of them is
+        LockHeldError (75). SQLite: the file lock taken before opening
+        (crawler/lock.py) already holds the whole database; PostgreSQL: one
+        advisory lock per owner, so crawlers of different owners share it."""
+        ...
 
     async def close(self) -> None: ...

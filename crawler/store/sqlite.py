@@ -169,6 +169,9 @@ class SQLiteStore:
     def events(self) -> "SQLiteEvents":
         return self._events
 
+    async def claim(self, registry: str, owners: Sequence[str]) -> None:
+        """Nothing to take: the sync lock (crawler/lock.py) is held on the whole file."""
+
     async def close(self) -> None:
         for conn in self._connections:
             try:

@@ -6,6 +6,13 @@ results to this task through its typed methods (there is no generic
 store (`crawler.store.protocol.StoreWriter`). The queue is short, so a
 finished package waits here holding its parsed content only briefly.
 
+Packages waiting in the queue when the writer takes one go into the same
+transaction, each in its own savepoint (`StoreWriter.apply_packages`): one
+COMMIT for several packages is what lets the writer keep up with the
+workers (docs/benchmarks.md, finding 3). It never waits for a batch to
+fill: a lone package is committed at once. A package counts as written,
+and gives back what it held, only once its batch's COMMIT returned.
+
 If the store fails (disk full, a foreign lock past the busy timeout, an
 I/O error) the task ends with that error, every caller waiting on it gets
 the error instead of waiting forever, and the engine ends the run: a
@@ -25,6 +32,9 @@ from ..store import Applied, AttestationRow, RegistryFacts, RepositoryRow, RunRe
 from .state import Hold
 
 log = structlog.get_logger("crawler.engine.writer")
+
+MAX_BATCH = 32              # packages in one transaction, at most
+MAX_BATCH_ROWS = 20_000     # ... and their rows: a batch stays a short transaction
 
 Release = Callable[[Hold], Awaitable[None]]
 OnApplied = Callable[[PackageResult, Applied], None]
@@ -59,6 +69,7 @@ class Writer:
         self._release = release
         self._on_applied = on_applied
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=max(2, size))
+        self._held: list = []       # taken from the queue behind a batch, next to run
         self._task = asyncio.create_task(self._loop(), name="writer")
 
     # -- the typed entry points ---------------------------------------------------
@@ -163,14 +174,33 @@ class Writer:
 
     async def _loop(self) -> None:
         try:
-            while (item := await self._queue.get()) is not None:
+            while (item := await self._next()) is not None:
                 if isinstance(item, _Write):
                     await self._run_write(item)
                 else:
-                    await self._run_package(item)
+                    await self._run_batch(self._batch(item))
         except BaseException as exc:
             await self._fail_pending(exc)
             raise
+
+    async def _next(self):
+        if self._held:
+            return self._held.pop()
+        return await self._queue.get()
+
+    def _batch(self, first: _Package) -> list[_Package]:
+        """`first` and the packages queued right behind it, up to the bounds;
+        never waits for more. A write queued after them is held back, to run
+        after them (the queue's order is the order of effects)."""
+        batch, rows = [first], _rows(first)
+        while len(batch) < MAX_BATCH and rows < MAX_BATCH_ROWS and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not isinstance(item, _Package):
+                self._held.append(item)
+                break
+            batch.append(item)
+            rows += _rows(item)
+        return batch
 
     async def _run_write(self, item: _Write) -> None:
         try:
@@ -183,19 +213,34 @@ class Writer:
         if not item.future.done():
             item.future.set_result(value)
 
-    async def _run_package(self, item: _Package) -> None:
+    async def _run_batch(self, batch: list[_Package]) -> None:
+        """One transaction for the batch. A package whose savepoint was rolled
+        back ends the writer with its error once its batch-mates are
+        committed and counted, as a lone failing package always has; a
+        failed COMMIT ends it with nothing of the batch counted."""
         try:
-            applied = await self._store.apply_package(item.owner_id, item.result)
+            outcomes = await self._store.apply_packages([(p.owner_id, p.result) for p in batch])
         finally:
-            await self._release(item.hold)
-        self._on_applied(item.result, applied)
+            for p in batch:
+                await self._release(p.hold)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        for p, outcome in zip(batch, outcomes):
+            if not isinstance(outcome, BaseException):
+                self._on_applied(p.result, outcome)
+        if failed:
+            raise failed[0]
 
     async def _fail_pending(self, exc: BaseException) -> None:
         """The store failed: what is still queued will never be written."""
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while self._held or not self._queue.empty():
+            item = self._held.pop() if self._held else self._queue.get_nowait()
             if isinstance(item, _Write) and not item.future.done():
                 item.future.set_exception(WriterStopped(f"not written: the writer failed earlier ({exc!s})"))
                 item.future.exception()
             elif isinstance(item, _Package):
                 await self._release(item.hold)
+
+
+def _rows(item: _Package) -> int:
+    r = item.result
+    return len(r.tags) + len(r.versions) + len(r.manifests) + len(r.configs)

@@ -329,6 +329,33 @@ class _Unchanged(Exception):
     """Raised inside a transaction that wrote nothing worth keeping: roll back."""
 
 
+# What one package's rows can do wrong (a value out of range, a constraint):
+# its savepoint is rolled back and its batch-mates commit. Anything else (a
+# lock, a full disk, a lost session, a deadlock) is the transaction's.
+_PACKAGE_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+async def _apply(tx: "_Tx", owner_id: int, result: PackageResult) -> Applied:
+    """One package's rows, inside the caller's savepoint; _Unchanged (its
+    Applied the argument) when nothing had to change."""
+    applied = Applied()
+    now = utc_now()
+    package_id, row_changed = await _package_row(tx, owner_id, result, now)
+    before = tx.changes
+    await _write_content(tx, result, now, applied)
+    await _write_digests(tx, package_id, result, now, applied)
+    await _write_tags(tx, package_id, result, now, applied)
+    await tx.insert("referrers", sorted({(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
+                                         for r in result.referrers}))
+    await _save_cache(tx, result.cache)
+    await tx.execute("DELETE FROM incomplete_listings WHERE owner_id = $1 AND package = $2",
+                     owner_id, result.ref.name)
+    applied.changed = row_changed or tx.changes > before
+    if not applied.changed:
+        raise _Unchanged(applied)
+    return applied
+
+
 def _text(value: Any) -> Any:
     """PostgreSQL's text cannot hold U+0000 (SQLite's can, and a registry's
     JSON may carry it in a label): stored as U+FFFD, so one hostile value
@@ -564,27 +591,37 @@ class PostgresWriter:
         return await self._transaction(work)
 
     async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
-        """One package's result in one transaction; a result that changes
-        nothing is rolled back and comes back with `changed` False (as in
-        the SQLite store)."""
-        async def work(tx: _Tx) -> Applied:
-            applied = Applied()
-            now = utc_now()
-            package_id, row_changed = await _package_row(tx, owner_id, result, now)
-            before = tx.changes
-            await _write_content(tx, result, now, applied)
-            await _write_digests(tx, package_id, result, now, applied)
-            await _write_tags(tx, package_id, result, now, applied)
-            await tx.insert("referrers", sorted({(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type,
-                                                   r.via) for r in result.referrers}))
-            await _save_cache(tx, result.cache)
-            await tx.execute("DELETE FROM incomplete_listings WHERE owner_id = $1 AND package = $2",
-                             owner_id, result.ref.name)
-            applied.changed = row_changed or tx.changes > before
-            if not applied.changed:
-                raise _Unchanged(applied)
-            return applied
+        """One package in one transaction (a batch of one); its error is raised."""
+        [outcome] = await self.apply_packages([(owner_id, result)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def apply_packages(self, batch: Sequence[tuple[int, PackageResult]]) -> list[Applied | Exception]:
+        """As SQLiteWriter.apply_packages: one transaction, each package in
+        its own savepoint (a nested `conn.transaction()`). A deadlock, a
+        serialization failure or a lost session is the whole transaction's
+        (retried whole by `_transaction`), never one package's; a batch in
+        which nothing changed is rolled back."""
+        async def work(tx: _Tx) -> list[Applied | Exception]:
+            outcomes = [await self._savepoint(tx, owner_id, result) for owner_id, result in batch]
+            if not any(isinstance(o, Applied) and o.changed for o in outcomes):
+                raise _Unchanged(outcomes)
+            return outcomes
         return await self._transaction(work)
+
+    async def _savepoint(self, tx: _Tx, owner_id: int, result: PackageResult) -> Applied | Exception:
+        try:
+            async with tx.conn.transaction():
+                return await _apply(tx, owner_id, result)
+        except _Unchanged as unchanged:
+            return unchanged.args[0]
+        except _PACKAGE_ERRORS as exc:
+            return translate(exc, self._target.where)
+        except Exception as exc:
+            if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)):
+                raise
+            return exc   # not the database's: this package's rows could not be built
 
     async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
         entries = list(entries)

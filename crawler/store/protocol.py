@@ -9,7 +9,9 @@ typed methods are the only way in. The SQLite store (`sqlite.py`) is the
 first implementation; the PostgreSQL store (`postgres.py`) the second.
 
 Every `StoreWriter` method is one transaction: a package is applied whole
-or not at all.
+or not at all. `apply_packages` puts several packages in one transaction,
+each inside its own savepoint, so one COMMIT serves them all and a package
+that fails still rolls back alone.
 """
 
 from __future__ import annotations
@@ -173,7 +175,18 @@ class StoreWriter(Protocol):
     async def mark_listed(self, owner_id: int, present: set[str],
                           in_scope: Callable[[str], bool]) -> list[str]: ...
 
-    async def apply_package(self, owner_id: int, result: PackageResult) -> Applied: ...
+    async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
+        """One package in its own transaction; its error is raised."""
+        ...
+
+    async def apply_packages(self, batch: Sequence[tuple[int, PackageResult]]) -> list[Applied | Exception]:
+        """(owner id, result) pairs in one transaction, each in its own
+        savepoint: what each changed, in order, or the error (StoreError for
+        the database's) that rolled that package back alone; the others are
+        committed. An error of the transaction itself (its COMMIT: disk full,
+        a lost session) is raised and leaves every package of the batch
+        untouched."""
+        ...
 
     async def save_cache(self, entries: Iterable[CacheEntry]) -> None: ...
 

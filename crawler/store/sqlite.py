@@ -427,29 +427,40 @@ class SQLiteWriter:
         return sorted(name for _, name in gone)
 
     async def apply_package(self, owner_id: int, result: PackageResult) -> Applied:
-        """Write one package's result in one transaction. A result that
-        changes nothing (a no-op in registry mode, where every package is
-        listed again) is rolled back: it writes nothing, not even
-        `last_synced`, and comes back with `changed` False."""
-        applied = Applied()
-        now = utc_now()
+        """One package in one transaction (a batch of one); its error is raised."""
+        [outcome] = await self.apply_packages([(owner_id, result)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def apply_packages(self, batch: Sequence[tuple[int, PackageResult]]) -> list[Applied | Exception]:
+        """Several packages in one BEGIN IMMEDIATE ... COMMIT, each inside its
+        own SAVEPOINT: one COMMIT writes the index pages the packages share
+        once instead of once each (docs/benchmarks.md, finding 3), and a
+        package that fails is rolled back to its savepoint alone. A result
+        that changes nothing (a no-op in registry mode, where every package
+        is listed again) is rolled back too and comes back with `changed`
+        False; a batch in which nothing changed is not committed at all."""
+        outcomes: list[Applied | Exception] = []
         async with self.transaction() as db:
-            before = self._w.total_changes
-            package_id, row_changed = await _package_row(db, owner_id, result, now)
-            await _write_content(db, result, now, applied)
-            await _write_digests(db, package_id, result, now, applied)
-            await _write_tags(db, package_id, result, now, applied)
-            await db.executemany(
-                "INSERT INTO referrers (subject_digest, referrer_digest, kind, artifact_type, via) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
-                 for r in result.referrers])
-            await _save_cache(db, result.cache)
-            await db.execute("DELETE FROM incomplete_listings WHERE owner_id = ? AND package = ?",
-                             (owner_id, result.ref.name))
-            applied.changed = row_changed or self._w.total_changes > before
-            if not applied.changed:
-                raise _Unchanged
+            for owner_id, result in batch:
+                outcomes.append(await self._savepoint(db, owner_id, result))
+            if not any(isinstance(o, Applied) and o.changed for o in outcomes):
+                raise _Unchanged   # writes nothing, not even `last_synced`
+        return outcomes
+
+    async def _savepoint(self, db, owner_id: int, result: PackageResult) -> Applied | Exception:
+        await db.execute("SAVEPOINT package")
+        try:
+            applied = await _apply(db, self._w, owner_id, result)
+        except Exception as exc:
+            mine = not isinstance(exc, (OSError, sqlite3.Error)) or isinstance(exc, _PACKAGE_ERRORS)
+            if not mine or not self._w.in_transaction:
+                raise   # the transaction's (a lock, a full disk, I/O), not this package's: the batch fails
+            await db.execute("ROLLBACK TO package")
+            await db.execute("RELEASE package")
+            return exc.args[0] if isinstance(exc, _Unchanged) else _package_error(exc, self._path)
+        await db.execute("RELEASE package")
         return applied
 
     async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
@@ -613,7 +624,49 @@ async def _save_cache(db, entries: Iterable[CacheEntry]) -> None:
 
 
 class _Unchanged(Exception):
-    """Raised inside a transaction that wrote nothing worth keeping: roll back."""
+    """Raised inside a transaction (or a package's savepoint) that wrote
+    nothing worth keeping: roll back."""
+
+
+# What one package's rows can do wrong (a constraint, a value SQLite cannot
+# bind): its savepoint is rolled back and its batch-mates commit. SQLite's
+# other errors (a lock, a full disk, I/O, a damaged file) are the whole
+# transaction's, as is anything after which SQLite ended it itself.
+_PACKAGE_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+
+
+def _package_error(exc: Exception, path: Path) -> Exception:
+    """The error a package's savepoint was rolled back for (a constraint, a
+    value SQLite cannot bind, a row that could not be built), as the store's
+    boundary reports it: SQLite's errors as StoreError, the cause kept."""
+    if not isinstance(exc, sqlite3.Error):
+        return exc
+    error = storage_error(exc, str(path))
+    error.__cause__ = exc
+    return error
+
+
+async def _apply(db, conn: aiosqlite.Connection, owner_id: int, result: PackageResult) -> Applied:
+    """One package's rows, inside the caller's savepoint; _Unchanged (its
+    Applied the argument) when nothing had to change."""
+    applied = Applied()
+    now = utc_now()
+    before = conn.total_changes
+    package_id, row_changed = await _package_row(db, owner_id, result, now)
+    await _write_content(db, result, now, applied)
+    await _write_digests(db, package_id, result, now, applied)
+    await _write_tags(db, package_id, result, now, applied)
+    await db.executemany(
+        "INSERT INTO referrers (subject_digest, referrer_digest, kind, artifact_type, via) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via) for r in result.referrers])
+    await _save_cache(db, result.cache)
+    await db.execute("DELETE FROM incomplete_listings WHERE owner_id = ? AND package = ?",
+                     (owner_id, result.ref.name))
+    applied.changed = row_changed or conn.total_changes > before
+    if not applied.changed:
+        raise _Unchanged(applied)
+    return applied
 
 
 async def _package_row(db, owner_id: int, result: PackageResult, now: str) -> tuple[int, bool]:

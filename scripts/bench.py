@@ -524,11 +524,12 @@ def targets(r: dict, a) -> list[Target]:
                        f"{cold['peak_rss_mb']:.0f} MB = {100 * (cold['peak_rss_mb'] / same['peak_rss_mb'] - 1):+.0f} %")
         out.append(Target("RSS grows < 30 % from the 100- to the 1,000-package org", growth < 0.30, detail))
     w = r["writer"]
-    out.append(Target("writer >= 20,000 tag rows/s (new image per tag, as in a cold sync)",
-                      w["cold"]["tag_rows_per_s"] >= 20_000,
+    out.append(Target("writer >= 10,000 tag rows/s, a new image per tag as in a cold sync (issue 17)",
+                      w["cold"]["tag_rows_per_s"] >= 10_000,
                       f"{w['cold']['tag_rows_per_s']:,} tag rows/s ({w['cold']['tag_rows']:,} tags, each with "
                       f"its manifest, config, labels, layers)"))
-    out.append(Target("writer >= 20,000 tag rows/s (tags only, content stored)", w["tags"]["tag_rows_per_s"] >= 20_000,
+    out.append(Target("writer >= 20,000 tag rows/s, tags only with the content stored (issue 17)",
+                      w["tags"]["tag_rows_per_s"] >= 20_000,
                       f"{w['tags']['tag_rows_per_s']:,} tag rows/s ({w['tags']['tag_rows']:,} tags moved)"))
     pg = r.get("postgres")
     if pg:

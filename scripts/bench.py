@@ -19,7 +19,7 @@ inspect --raw`` per tag (sequential, and ``xargs -P 8``), the registry-only
 way (this crawler with ``crawl.tag_source = "registry"``), and this crawler.
 
 Also: the cold sync of a 100-package world (memory growth), the writer alone
-(``StoreWriter.apply_package`` with synthetic results), and a py-spy profile of the
+(the engine's writer task over ``StoreWriter.apply_packages``, synthetic results), and a py-spy profile of the
 cold sync (sampled from outside at 100 Hz, ``--nonblocking``). Targets print PASS/FAIL; a miss is a finding, not an error (the
 exit code is 0 unless something could not run).
 
@@ -625,7 +625,7 @@ def postgres_table(r: dict) -> str:
                          f"| {s['wall_s']:.2f} | {s['engine_s']:.2f} | {s['cpu_s']:.1f} | {s['peak_rss_mb']:.0f} "
                          f"| {s['db_mb']:.1f} |")
     w, wp = r["writer"], pg["writer"]
-    lines += ["", "| writer alone (apply_package) | SQLite tag rows/s | PostgreSQL tag rows/s |", "|---|---|---|",
+    lines += ["", "| writer alone (writer task + store) | SQLite tag rows/s | PostgreSQL tag rows/s |", "|---|---|---|",
               f"| new image per tag (cold) | {w['cold']['tag_rows_per_s']:,} | {wp['cold']['tag_rows_per_s']:,} |",
               f"| tags only (content stored) | {w['tags']['tag_rows_per_s']:,} | {wp['tags']['tag_rows_per_s']:,} |"]
     c = pg.get("concurrent")

@@ -22,9 +22,9 @@ from datetime import datetime
 import structlog
 
 from ..config import CrawlConfig
-from ..github import PER_PAGE, GitHubClient
+from ..github import GitHubClient
 from ..errors import NotFoundError, ParseError
-from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, VersionEntry
+from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, StoredPackage, VersionEntry
 from ..oci import (ImageConfig, ImageIndex, ImageManifest, Referrer, api_referrers, content_referrers,
                    cosign_referrers, is_valid_repository)
 from ..registry import RegistryClient
@@ -88,7 +88,18 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
 async def _unchanged(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> bool:
     stored = await ctx.reader.stored_package(owner_id, ref.name)
     return (stored is not None and stored.deleted_at is None and stored.last_synced is not None
-            and ref.updated_at is not None and stored.listing_key == ref.listing_key)
+            and ref.updated_at is not None and stored.listing_key == ref.listing_key
+            and not _whole_listing_due(ctx, stored))
+
+
+def _whole_listing_due(ctx: WorkerContext, stored: StoredPackage) -> bool:
+    """A package committed from a listing cut short since its last whole one
+    is listed whole once that is `full_listing_interval_s` old, changed or
+    not: what no stop rule sees (a new tag on an old version, hidden behind a
+    newer build) is recorded at most that late."""
+    listed = _epoch(stored.full_listed_at)
+    return (listed is not None and (stored.last_synced or "") > (stored.full_listed_at or "")
+            and time.time() - listed >= ctx.crawl.full_listing_interval_s > 0)
 
 
 async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: PackageRef
@@ -107,7 +118,7 @@ async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, 
             if page.cache:
                 cache.append(page.cache)
             # Only after a full page that links a next one: a last page ends the listing anyway.
-            if known and page.next_url and page.count >= PER_PAGE and can_stop(
+            if known and page.next_url and page.count >= ctx.github.per_page and can_stop(
                     known, first_by_digest(read), ref.version_count, ref.updated_at):
                 stopped = True
                 break

@@ -46,7 +46,7 @@ from .pgconnect import (PgTarget, claim_owners, connect, connect_kwargs, is_conn
 from .pgschema import EXTRA_COLUMNS, fingerprint, postgres_statements
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
 from .rows import (MANIFEST_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row, descriptor_annotation_rows,
-                   diff_tags, full_listed, layer_rows, manifest_row, stored_versions)
+                   diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
 
 log = structlog.get_logger("crawler.store.postgres")
 
@@ -773,10 +773,11 @@ async def _package_row(tx: _Tx, owner_id: int, result: PackageResult, now: str) 
     ref = result.ref
     row = await tx.fetchrow(
         "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
-        "deleted_at FROM packages WHERE owner_id = $1 AND name = $2", owner_id, ref.name)
+        "deleted_at, full_listed_at, last_synced FROM packages WHERE owner_id = $1 AND name = $2", owner_id, ref.name)
     wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
               ref.updated_at, None)
-    if row is not None and tuple(row[1:]) == wanted and not result.full:
+    if (row is not None and tuple(row[1:9]) == wanted and not result.full
+            and not restamp(result, row[9], row[10])):
         return row[0], False
     listed, keep = full_listed(result, now)
     package_id = await tx.fetchval(

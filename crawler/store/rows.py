@@ -117,3 +117,11 @@ def full_listed(result: PackageResult, now: str) -> tuple[str | None, bool]:
     if result.complete and result.listing == "whole":
         return now, False
     return None, result.complete and result.listing == "synthesised"
+
+
+def restamp(result: PackageResult, full_listed_at: str | None, last_synced: str | None) -> bool:
+    """Must a package row that is otherwise unchanged be written for
+    `result`? Yes when a whole versions listing follows one cut short (or
+    none on record): else the stamp would stay old and every later run would
+    list the package whole again."""
+    return result.listing == "whole" and (full_listed_at is None or full_listed_at < (last_synced or ""))

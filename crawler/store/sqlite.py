@@ -30,7 +30,7 @@ from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, Ver
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
 from .rows import (MANIFEST_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row, descriptor_annotation_rows,
-                   diff_tags, full_listed, layer_rows, manifest_row, stored_versions)
+                   diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
 
 log = structlog.get_logger("crawler.store")
 
@@ -627,11 +627,12 @@ async def _package_row(db, owner_id: int, result: PackageResult, now: str) -> tu
     ref = result.ref
     cur = await db.execute(
         "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
-        "deleted_at FROM packages WHERE owner_id = ? AND name = ?", (owner_id, ref.name))
+        "deleted_at, full_listed_at, last_synced FROM packages WHERE owner_id = ? AND name = ?", (owner_id, ref.name))
     row = await cur.fetchone()
     wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
               ref.updated_at, None)
-    if row is not None and tuple(row[1:]) == wanted and not result.full:
+    if (row is not None and tuple(row[1:9]) == wanted and not result.full
+            and not restamp(result, row[9], row[10])):
         return row[0], False
     return await _upsert_package(db, owner_id, result, now), True
 

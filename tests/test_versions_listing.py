@@ -229,3 +229,25 @@ def test_interval_zero_and_full_always_read_every_page(world, nightly, tmp_path)
     assert run_cli(always, "sync") == 0
     assert versions_pages(db) == 4
     assert_as_the_world(world, owner, db)
+
+
+def test_an_inventory_of_schema_1_gains_the_stamp_and_lists_whole_once(world, nightly, store):
+    """packages.full_listed_at came with schema 2: an older inventory is
+    migrated (both stores), and having no stamp, lists whole once."""
+    owner, config, db, _ = nightly
+    if store == "sqlite":
+        for (view,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'view'"):
+            execute(db, f'DROP VIEW "{view}"')
+    else:
+        execute(db, "COMMENT ON TABLE schema_version IS 'older'")    # not this fingerprint: DDL wanted
+    execute(db, "ALTER TABLE packages DROP COLUMN full_listed_at")
+    execute(db, "UPDATE schema_version SET version = 1")
+    b = world.builder
+    b.push_image(owner, "app", tags=["n14", "latest"], seed=620)
+    assert run_cli(config, "sync") == 0
+    assert rows(db, "SELECT version FROM schema_version") == [(2,)]
+    assert versions_pages(db) == 4 and full_listed_at(db) is not None
+    b.push_image(owner, "app", tags=["n15", "latest"], seed=621)
+    assert run_cli(config, "sync") == 0
+    assert versions_pages(db) == 1
+    assert_as_the_world(world, owner, db)

@@ -9,7 +9,9 @@ costs nothing against the primary rate limit.
 Pages are parsed by pure functions into small records; the cache keeps, per
 page URL, the ETag and a compact copy of the parsed page (including its next
 link, which a 304 does not repeat), so an unchanged page is never downloaded
-or parsed twice.
+or parsed twice. A listing the caller stops early (crawler/engine/versions.py)
+leaves the later pages' entries as they were: each still pairs an ETag with
+the payload of the one response that carried it.
 """
 
 from __future__ import annotations

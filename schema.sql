@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS packages (
     first_seen     TEXT NOT NULL,
     last_synced    TEXT,
     deleted_at     TEXT,                    -- set when a complete listing lacks it
+    full_listed_at TEXT,                    -- the last whole versions listing (crawler/engine/versions.py)
     UNIQUE (owner_id, name)
 );
 

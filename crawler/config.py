@@ -102,6 +102,9 @@ class CrawlConfig:
     # "versions": tag->digest from GitHub's versions listing (cheapest);
     # "registry": tags/list + HEAD per tag, for registries without that API.
     tag_source: str = "auto"
+    # A changed package reads only its newest versions pages while its last
+    # whole listing is younger than this (crawler/engine/versions.py); 0 = always whole.
+    full_listing_interval_s: float = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +427,7 @@ def _check_semantics(config: Config) -> None:
     for key in ("timeout_s", "backoff_base_s", "backoff_max_s"):
         if getattr(crawl, key) <= 0:
             raise ConfigError(f"'crawl.{key}' must be positive", where=source)
-    for key in ("run_timeout_s", "max_wait_s", "rate_limit_reserve", "retries"):
+    for key in ("run_timeout_s", "max_wait_s", "rate_limit_reserve", "retries", "full_listing_interval_s"):
         if getattr(crawl, key) < 0:
             raise ConfigError(f"'crawl.{key}' must not be negative", where=source)
     if crawl.max_manifest_bytes < 1024 or crawl.max_config_bytes < 1024:

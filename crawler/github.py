@@ -9,7 +9,9 @@ costs nothing against the primary rate limit.
 Pages are parsed by pure functions into small records; the cache keeps, per
 page URL, the ETag and a compact copy of the parsed page (including its next
 link, which a 304 does not repeat), so an unchanged page is never downloaded
-or parsed twice.
+or parsed twice. A listing the caller stops early (crawler/engine/versions.py)
+leaves the later pages' entries as they were: each still pairs an ETag with
+the payload of the one response that carried it.
 """
 
 from __future__ import annotations
@@ -217,6 +219,9 @@ class GitHubClient:
         self.api = api_url.rstrip("/")
         self.token = token
         self.cache_lookup = cache_lookup
+        # Versions a page (PER_PAGE, read here so a test can list 100 versions
+        # as 25 pages without pushing 10,000 images).
+        self.per_page = PER_PAGE
 
     def packages_url(self, owner: str, kind: str, *, per_page: int = PER_PAGE) -> str:
         base = "orgs" if kind == "org" else "users"
@@ -236,7 +241,7 @@ class GitHubClient:
 
     def versions_url(self, owner: str, kind: str, package: str) -> str:
         base = "orgs" if kind == "org" else "users"
-        query = urlencode({"state": "active", "per_page": PER_PAGE})
+        query = urlencode({"state": "active", "per_page": self.per_page})
         return (f"{self.api}/{base}/{quote(owner, safe='')}/packages/container/"
                 f"{quote(package, safe='')}/versions?{query}")
 
@@ -268,7 +273,7 @@ class GitHubClient:
         async for page in self._pages(self.packages_url(owner, kind), kind="discovery",
                                       conditional=conditional, what=f"{kind} '{owner}'",
                                       parse=parse_packages, to_payload=packages_to_payload,
-                                      from_payload=payload_to_packages):
+                                      from_payload=payload_to_packages, per_page=PER_PAGE):
             yield page
 
     async def versions(self, owner: str, kind: str, package: str, *,
@@ -276,11 +281,11 @@ class GitHubClient:
         async for page in self._pages(self.versions_url(owner, kind, package), kind="versions",
                                       conditional=conditional, what=f"package '{owner}/{package}'",
                                       parse=parse_versions, to_payload=versions_to_payload,
-                                      from_payload=payload_to_versions):
+                                      from_payload=payload_to_versions, per_page=self.per_page):
             yield page
 
     async def _pages(self, url: str, *, kind: str, conditional: bool, what: str, parse, to_payload,
-                     from_payload) -> AsyncIterator[Page]:
+                     from_payload, per_page: int) -> AsyncIterator[Page]:
         """Every page, following `Link: rel="next"` exactly as given. The
         listing is complete only when a page links no next one; anything
         else (a link back, another host, a page short of `per_page` that
@@ -298,8 +303,8 @@ class GitHubClient:
                     raise _incomplete(f"the listing ended on page {number} before the page its Link "
                                       f"announced as last", what)
                 return
-            if page.count < PER_PAGE:
-                raise _incomplete(f"page {number} holds {page.count} of {PER_PAGE} entries but links a "
+            if page.count < per_page:
+                raise _incomplete(f"page {number} holds {page.count} of {per_page} entries but links a "
                                   f"next page", what)
             if page.next_url in seen:
                 raise _incomplete(f"the pagination Link of page {number} loops back to a page already read",

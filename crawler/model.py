@@ -47,6 +47,7 @@ class StoredPackage:
     repository: str | None
     last_synced: str | None
     deleted_at: str | None
+    full_listed_at: str | None = None     # the last whole versions listing committed
 
     @property
     def listing_key(self) -> tuple:
@@ -111,6 +112,10 @@ class PackageResult:
     # and tags missing from it be closed (docs/architecture.md "Invariants").
     complete: bool = True
     full: bool = False              # --full: compare and repair stored rows
+    # How the versions were had: "whole" (every page read: the store records
+    # full_listed_at), "synthesised" (the newest pages and the stored rest,
+    # crawler/engine/versions.py), "registry" or "other" (no versions listing).
+    listing: str = "other"
 
 
 def utc_now() -> str:

@@ -132,13 +132,15 @@ def _thin(points: list, n: int) -> list:
     return [points[int(i * step)] for i in range(n)] + [points[-1]]
 
 
-def config_toml(info: dict, db: Path, owner: str, *, concurrency: int, tag_source: str = "auto") -> str:
+def config_toml(info: dict, db: Path, owner: str, *, concurrency: int, tag_source: str = "auto",
+                crawl: dict | None = None) -> str:
     return "\n".join([
         "[database]", f'path = "{db}"', "",
         "[github]", f'api_url = "{info["api_url"]}"', f'graphql_url = "{info["api_url"]}/graphql"',
         f'token_env = "{TOKEN_ENV}"', "",
         "[registry]", f'url = "{info["registry_url"]}"', "",
-        "[crawl]", f"concurrency = {concurrency}", f'tag_source = "{tag_source}"', "",
+        "[crawl]", f"concurrency = {concurrency}", f'tag_source = "{tag_source}"',
+        *(f"{k} = {v}" for k, v in (crawl or {}).items()), "",
         "[[owners]]", f'name = "{owner}"', 'kind = "org"', 'discovery = "rest"', "",
     ])
 
@@ -175,10 +177,11 @@ def engine_seconds(metrics: Path) -> float:
 
 
 def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: str, *, concurrency: int,
-                full: bool = False, tag_source: str = "auto", profile: Path | None = None) -> Run:
+                full: bool = False, tag_source: str = "auto", profile: Path | None = None,
+                crawl: dict | None = None) -> Run:
     config = work / f"{scenario}.toml"
     config.write_text(bench_postgres.config_text(
-        config_toml(world.info, db, owner, concurrency=concurrency, tag_source=tag_source), db))
+        config_toml(world.info, db, owner, concurrency=concurrency, tag_source=tag_source, crawl=crawl), db))
     metrics = work / f"{scenario}.prom"
     argv = [str(ROOT / ".venv" / "bin" / "ghcr-inventory"), "--config", str(config), "--log-level", "warning",
             "sync", "--metrics-file", str(metrics)]
@@ -456,6 +459,84 @@ async def _through_writer(store, owner_id: int, results: list) -> float:
     return time.perf_counter() - started
 
 
+def nightly_bench(a, state: Path, work: Path, say) -> dict:
+    """Issue 17: one package with ``--nightly-versions`` versions (one image
+    each; the org's only other package is small) that gets one new build per
+    run. A cold sync, then one build read the new way (the newest pages, the
+    rest from the store), then one more with ``full_listing_interval_s = 0``
+    (every page, as before): the changed package's requests and versions pages."""
+    versions = a.nightly_versions
+    world_dir = state / f"nightly{versions}"
+    say(f"world: one package of {versions:,} versions in {world_dir} (built once, then reused)")
+    out: dict = {"versions": versions}
+    with RemoteWorld(world_dir, packages=2, sample=0, latency_ms=a.latency_ms, connect_latency_ms=a.connect_latency_ms,
+                     giant_tags=versions, giants=1, owner="nightly") as world:
+        out["build_seconds"], out["built"] = world.info["build_seconds"], world.info["built"]
+        db = work / "nightly.db"
+
+        def crawl(name: str, **kw) -> dict:
+            run = run_crawler(world, work, name, db, "nightly", concurrency=a.concurrency, **kw)
+            say(f"{name}: {run.status}, {run.requests} requests (LB {run.lower_bound}; versions pages "
+                f"{run.by_kind.get('versions', 0)}), {run.wall_s:.2f} s")
+            return asdict(run)
+
+        out["cold"] = crawl("nightly-cold")
+        for n, (key, crawl_keys) in enumerate((("after", None), ("before", {"full_listing_interval_s": 0})), 1):
+            out[f"{key}_build"] = world.call("nightly", round=n)["nightly"]
+            out[key] = crawl(f"nightly-{key}", crawl=crawl_keys)
+    return out
+
+
+def churn_versions(db: Path) -> dict:
+    """The last run's versions pages against what reading every page of its
+    changed packages would have cost (sum of ceil(V/100), V their versions now)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        run_id, kinds = conn.execute("SELECT id, requests_by_kind FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+        counts = [n for (n,) in conn.execute(
+            "SELECT (SELECT COUNT(*) FROM package_digests pd WHERE pd.package_id = p.id AND pd.last_seen IS NULL "
+            "AND pd.version_id IS NOT NULL) FROM package_changes pc JOIN owners o ON o.name = pc.owner "
+            "JOIN packages p ON p.owner_id = o.id AND p.name = pc.package WHERE pc.run_id = ?", (run_id,))]
+    finally:
+        conn.close()
+    return {"read": json.loads(kinds or "{}").get("versions", 0), "whole": sum(max(1, -(-n // 100)) for n in counts),
+            "packages": len(counts), "largest": max(counts, default=0)}
+
+
+def nightly_text(r: dict | None) -> str:
+    if not r:
+        return "(not run)"
+    rows = ["| run | versions in the package | requests (by kind) | versions pages | lower bound | wall s |",
+            "|---|---|---|---|---|---|"]
+    for key, label in (("cold", "cold sync"), ("after", "one new build, newest pages + store"),
+                       ("before", "one new build, every page (`full_listing_interval_s = 0`)")):
+        s = r[key]
+        count = r.get(f"{key}_build", {}).get("versions", r["versions"])
+        rows.append(f"| {label} | {count:,} | {s['requests']:,} ({_kinds(s['by_kind'])}) "
+                    f"| {s['by_kind'].get('versions', 0):,} | {s['lower_bound']:,} | {s['wall_s']:.2f} |")
+    return "\n".join(rows)
+
+
+def nightly_targets(r: dict) -> list:
+    out = []
+    c = r.get("churn_versions")
+    if c:
+        saved = -(-c["largest"] // 100) - 1     # the nightly's pages past its first
+        out.append(Target("churn: versions pages <= every page of the changed packages - the nightly's pages past "
+                          "its first", c["read"] <= c["whole"] - saved,
+                          f"{c['read']} versions pages; every page of the {c['packages']} changed packages: "
+                          f"{c['whole']} (the largest has {c['largest']:,} versions)"))
+    n = r.get("nightly")
+    if n:
+        after, before = n["after"]["by_kind"].get("versions", 0), n["before"]["by_kind"].get("versions", 0)
+        whole = -(-n["before_build"]["versions"] // 100)
+        out.append(Target(f"nightly: one new build of a {n['versions']:,}-version package costs <= 2 versions pages",
+                          0 < after <= 2 and n["after"]["exit_code"] == 0,
+                          f"{after} versions pages, {n['after']['requests']} requests in all; every page: {before} "
+                          f"versions pages (ceil(V/100) = {whole}), {n['before']['requests']} requests"))
+    return out
+
+
 # -- targets and the report -------------------------------------------------------------------------
 
 
@@ -538,6 +619,7 @@ def targets(r: dict, a) -> list[Target]:
                           all(a == b for a, b in same.values()) and all(
                               s["exit_code"] == 0 for s in pg["scenarios"].values()),
                           "; ".join(f"{k} {a:,} / {b:,}" for k, (a, b) in same.items())))
+    out += nightly_targets(r)
     return out
 
 
@@ -675,6 +757,8 @@ def render_text(r: dict, ts: list[Target]) -> str:
         out += [f"## Side by side ({r['args']['sample']}-package sample org)", side_table(r), ""]
     if r.get("postgres"):
         out += ["## PostgreSQL beside SQLite (the same world, one run)", postgres_table(r), ""]
+    if r.get("nightly"):
+        out += [f"## Nightly: one new build of a {r['nightly']['versions']:,}-version package", nightly_text(r["nightly"]), ""]
     out += ["## Targets"] + [f"- {'PASS' if t.ok else 'FAIL'}  {t.name}: {t.detail}" for t in ts]
     out += ["", "## Profile of a cold sync (py-spy --gil)", profile_text(r.get("profile")), ""]
     if r.get("serve"):
@@ -842,6 +926,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--docs", metavar="PATH", help="write the markdown report (docs/benchmarks.md)")
     p.add_argument("--from-json", metavar="PATH", help="only render the report of an earlier run's --json")
+    p.add_argument("--nightly-versions", type=int, default=20_000,
+                   help="versions of the nightly scenario's package (0: skip)")
     p.add_argument("--serve-singles", type=int, default=20, help="serve: single pushes timed (0: skip serve)")
     p.add_argument("--serve-burst", type=int, default=100, help="serve: events in the burst")
     p.add_argument("--serve-burst-packages", type=int, default=20, help="serve: packages the burst spans")
@@ -928,6 +1014,7 @@ def _main(a, argv, state, work, results, say, pg) -> int:
         results["churn"] = world.call("churn", fraction=a.churn)["churn"]
         say(f"churn: {results['churn']}")
         scen["churn"] = asdict(crawl("churn"))
+        results["churn_versions"] = churn_versions(db)
         if pg:
             pg_scen["churn"] = asdict(crawl("pg-churn", db=pg_db))
             results["postgres"] = {"scenarios": pg_scen}
@@ -980,6 +1067,8 @@ def _main(a, argv, state, work, results, say, pg) -> int:
             c["packages"] = per_owner
             results["postgres"]["concurrent"] = c
             say(f"three crawlers: {c['three_crawlers']['wall_s']} s vs one crawler {c['one_crawler']['wall_s']} s")
+    if a.nightly_versions:
+        results["nightly"] = nightly_bench(a, state, work, say)
     if a.serve_singles:
         say(f"serve: {a.serve_singles} single pushes, a burst of {a.serve_burst} events across "
             f"{a.serve_burst_packages} packages")

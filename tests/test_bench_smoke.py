@@ -28,7 +28,7 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
            "--packages", "6", "--giants", "1", "--giant-tags", "120", "--small", "3", "--sample", "2",
            "--latency-ms", "1", "--concurrency", "8", "--skopeo-sequential", "no", "--profile", "none",
            "--writer-packages", "4", "--writer-tags", "20", "--json", str(out), "--docs", str(docs),
-           "--serve-singles", "2", "--serve-burst", "6", "--serve-burst-packages", "3"]
+           "--serve-singles", "2", "--serve-burst", "6", "--serve-burst-packages", "3", "--nightly-versions", "250"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = json.loads(out.read_text())
@@ -74,8 +74,14 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert conc["one_crawler"]["exit_codes"] == [0] and conc["three_crawlers"]["exit_codes"] == [0, 0, 0]
     assert conc["one_crawler"]["tags"] == conc["three_crawlers"]["tags"] > 0
 
+    nightly = r["nightly"]          # issue 17: one new build reads one page, not ceil(V/100)
+    assert [nightly[k]["exit_code"] for k in ("cold", "after", "before")] == [0, 0, 0]
+    assert nightly["cold"]["by_kind"]["versions"] == 3 + 1 and nightly["after"]["by_kind"]["versions"] == 1  # + the small package
+    assert nightly["before_build"]["versions"] == 252 and nightly["before"]["by_kind"]["versions"] == 3
+    assert r["churn_versions"]["read"] == churn["by_kind"]["versions"] <= r["churn_versions"]["whole"] - 1
+
     names = [t["name"] for t in r["targets"]]
-    assert len(names) == 10 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert len(names) == 12 and all(isinstance(t["ok"], bool) for t in r["targets"])
     assert next(t for t in r["targets"] if t["name"].startswith("PostgreSQL"))["ok"]
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
     text = docs.read_text()

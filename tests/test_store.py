@@ -16,6 +16,7 @@ from crawler.model import PackageRef, PackageResult, Referrer, VersionEntry
 from crawler.errors import StoreError
 from crawler.readonly import open_readonly, run_query
 from crawler.store import SQLiteStore as Store, apply_schema, schema_text
+from crawler.store.sqlite import SCHEMA_VERSION
 from crawler.store.rows import diff_tags
 
 
@@ -67,7 +68,7 @@ async def test_database_is_private_wal_and_versioned(store, tmp_path):
     mode = stat.S_IMODE(os.stat(tmp_path / "inv.db").st_mode)
     assert mode == 0o600
     assert rows(store.path, "PRAGMA journal_mode")[0][0] == "wal"
-    assert rows(store.path, "SELECT version FROM schema_version") == [(1,)]
+    assert rows(store.path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     views = {r[0] for r in rows(store.path, "SELECT name FROM sqlite_master WHERE type='view'")}
     assert {"v_packages", "v_tags", "v_tag_history", "v_images", "v_labels", "v_referrers",
             "v_sync_runs"} <= views
@@ -89,14 +90,15 @@ async def test_migrations_run_forward_and_refuse_newer(tmp_path, monkeypatch):
     conn = sqlite3.connect(path, isolation_level=None)
     apply_schema(conn)
     conn.execute("UPDATE schema_version SET version = 0")  # pretend an old database
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {2: ["ALTER TABLE owners ADD COLUMN note TEXT"]})
+    now = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now + 1)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {now + 1: ["ALTER TABLE owners ADD COLUMN note TEXT"]})
     conn.execute("DELETE FROM schema_version")
-    conn.execute("INSERT INTO schema_version VALUES (1)")
-    assert store_mod.apply_schema(conn) == 1
+    conn.execute(f"INSERT INTO schema_version VALUES ({now})")
+    assert store_mod.apply_schema(conn) == now
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(owners)")]
-    assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    assert conn.execute("SELECT version FROM schema_version").fetchone() == (now + 1,)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now)
     with pytest.raises(store_mod.StoreError, match="newer than this program"):
         store_mod.apply_schema(conn)
     conn.close()

@@ -70,7 +70,10 @@ class Economy:
     economy"), accumulated from what actually changed."""
 
     discovery_pages: int = 0
-    listing_pages: int = 0        # versions pages / tags pages of changed packages
+    # Versions pages / tags pages of changed packages: for a versions listing
+    # the pages the stop rule needed (engine/versions.py; it is checked after
+    # every page), not ceil(V/100); every page when it never held.
+    listing_pages: int = 0
     heads: int = 0                # one HEAD per tag (registry mode)
     manifests: int = 0            # one GET per new digest
     configs: int = 0              # one GET per new config digest

@@ -14,19 +14,23 @@ whole.
 from __future__ import annotations
 
 import asyncio
+import time
+from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
 from ..config import CrawlConfig
-from ..github import GhVersion, GitHubClient
+from ..github import GitHubClient
 from ..errors import NotFoundError, ParseError
-from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, VersionEntry
+from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, StoredPackage, VersionEntry
 from ..oci import (ImageConfig, ImageIndex, ImageManifest, Referrer, api_referrers, content_referrers,
                    cosign_referrers, is_valid_repository)
 from ..registry import RegistryClient
 from ..store import StoreReader
 from .state import Hold, RunState
+from .versions import KnownListing, can_stop, first_by_digest, synthesise
 
 log = structlog.get_logger("crawler.engine.worker")
 
@@ -66,12 +70,12 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
     if use_versions_listing(ref, ctx.crawl):
         if not ctx.full and await _unchanged(ctx, owner_id, ref):
             return None
-        versions, cache = await _versions_listing(ctx, owner_kind, ref)
+        versions, cache, listing = await _versions_listing(ctx, owner_kind, owner_id, ref)
         tags = _tag_map(versions)
     else:
         tags, cache, prefetched = await _registry_tags(ctx, ref)
-        versions = []
-    result = PackageResult(ref=ref, versions=[], tags=tags, cache=cache, full=ctx.full)
+        versions, listing = [], "registry"
+    result = PackageResult(ref=ref, versions=[], tags=tags, cache=cache, full=ctx.full, listing=listing)
     listed = [v.digest for v in versions] + list(tags.values())
     tag_of = {d: t for t, d in sorted(tags.items(), reverse=True)}
     reached = await _fetch_content(ctx, ref, listed, tag_of, result, hold, prefetched)
@@ -84,24 +88,72 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
 async def _unchanged(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> bool:
     stored = await ctx.reader.stored_package(owner_id, ref.name)
     return (stored is not None and stored.deleted_at is None and stored.last_synced is not None
-            and ref.updated_at is not None and stored.listing_key == ref.listing_key)
+            and ref.updated_at is not None and stored.listing_key == ref.listing_key
+            and not _whole_listing_due(ctx, stored))
 
 
-async def _versions_listing(ctx: WorkerContext, owner_kind: str, ref: PackageRef
-                            ) -> tuple[list[VersionEntry], list[CacheEntry]]:
-    versions: list[GhVersion] = []
+def _whole_listing_due(ctx: WorkerContext, stored: StoredPackage) -> bool:
+    """A package committed from a listing cut short since its last whole one
+    is listed whole once that is `full_listing_interval_s` old, changed or
+    not: what no stop rule sees (a new tag on an old version, hidden behind a
+    newer build) is recorded at most that late."""
+    listed = _epoch(stored.full_listed_at)
+    return (listed is not None and (stored.last_synced or "") > (stored.full_listed_at or "")
+            and time.time() - listed >= ctx.crawl.full_listing_interval_s > 0)
+
+
+async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: PackageRef
+                            ) -> tuple[list[VersionEntry], list[CacheEntry], str]:
+    """The package's complete versions listing and how it was had: "whole"
+    (every page read) or "synthesised" (the newest pages read, the rest as
+    the store holds it: `crawler.engine.versions`)."""
+    known = await _known_listing(ctx, owner_id, ref)
+    read: list[VersionEntry] = []
     cache: list[CacheEntry] = []
-    pages = 0
-    async for page in ctx.github.versions(ref.owner, owner_kind, ref.name, conditional=not ctx.full):
-        pages += 1
-        versions.extend(page.items)
-        if page.cache:
-            cache.append(page.cache)
+    pages, stopped = 0, False
+    async with aclosing(ctx.github.versions(ref.owner, owner_kind, ref.name, conditional=not ctx.full)) as listing:
+        async for page in listing:
+            pages += 1
+            read.extend(VersionEntry(v.digest, v.tags, v.id, v.created_at, v.updated_at) for v in page.items)
+            if page.cache:
+                cache.append(page.cache)
+            # Only after a full page that links a next one: a last page ends the listing anyway.
+            if known and page.next_url and page.count >= ctx.github.per_page and can_stop(
+                    known, first_by_digest(read), ref.version_count, ref.updated_at):
+                stopped = True
+                break
+    # Every page read was one the stop rule needed (it is checked after each),
+    # so what was read is this package's lower bound.
     ctx.state.economy.listing_pages += pages
-    entries = {}
-    for v in versions:   # a digest listed twice (pages shifting under us): keep the first
-        entries.setdefault(v.digest, VersionEntry(v.digest, v.tags, v.id, v.created_at, v.updated_at))
-    return list(entries.values()), cache
+    if stopped:
+        log.debug("versions listing cut short", package=ref.name, pages=pages, known=len(known.versions))
+        return synthesise(known, first_by_digest(read)), cache, "synthesised"
+    return first_by_digest(read), cache, "whole"
+
+
+async def _known_listing(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> KnownListing | None:
+    """What the store holds of the package's versions, when it may stand in
+    for the pages not read: a whole listing younger than the interval, and
+    every current tag on a stored version (otherwise the tags did not come
+    from a versions listing)."""
+    interval = ctx.crawl.full_listing_interval_s
+    if ctx.full or interval <= 0 or ref.version_count is None or ref.updated_at is None:
+        return None
+    stored = await ctx.reader.stored_package(owner_id, ref.name)
+    listed = _epoch(stored.full_listed_at) if stored is not None and stored.deleted_at is None else None
+    if listed is None or not 0 <= time.time() - listed < interval:
+        return None
+    versions = await ctx.reader.stored_versions(stored.id)
+    if not versions or any(v.version_id is None and v.tags for v in versions):
+        return None
+    return KnownListing({v.digest: v for v in versions if v.version_id is not None}, stored.updated_at)
+
+
+def _epoch(stamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
+        return None
 
 
 def _tag_map(versions: list[VersionEntry]) -> dict[str, str]:

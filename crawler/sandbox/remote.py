@@ -11,6 +11,8 @@ behind the latency proxies, prints one JSON line (URLs, the sandbox token,
 build time and counts), then answers one JSON line per command line:
 
 - ``{"op": "churn", "fraction": 0.01}`` — ``scale.churn`` on the main org
+- ``{"op": "nightly", "round": 1}`` — ``scale.nightly_build``: one new
+  release of the main org's first giant
 - ``{"op": "stats"}`` — requests the fronts saw since the last ``stats``
   (by kind), and the CPU seconds of the world process and of the registry
 - ``{"op": "stop"}`` (or end of input) — stop and exit
@@ -130,6 +132,10 @@ def serve(args) -> int:
                                          fraction=float(command.get("fraction", 0.01)),
                                          round_no=int(command.get("round", 1)))
                     _reply({"ok": True, "churn": summary})
+                elif op == "nightly":
+                    summary = world.call(scale.nightly_build, world.state, args.dir, layout, specs[0],
+                                         round_no=int(command.get("round", 1)))
+                    _reply({"ok": True, "nightly": summary})
                 elif op == "stats":
                     _reply({"ok": True, **world.call(_stats, world)})
                 else:

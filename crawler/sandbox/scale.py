@@ -496,6 +496,26 @@ def churn(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleS
     return summary
 
 
+def nightly_build(state: WorldState, directory: str | Path, layout: Layout, spec: ScaleSpec, *,
+                  round_no: int = 1) -> dict:
+    """One new release of the org's first giant, ``latest`` moved to it, and
+    nothing else: the benchmark's "nightly" scenario (one build of a package
+    with a long history). Undone by the next ``prepare`` like a churn."""
+    directory = Path(directory)
+    storage = Storage(storage_root(directory))
+    p = layout.packages[spec.owner][0]
+    repository = repository_of(spec.owner, p["name"])
+    touched = _read_json(_churn_file(directory)) or {"repositories": [], "added": []}
+    touched["repositories"].append(repository)
+    _write_json(_churn_file(directory), touched)  # before the edit: a crash still gets undone
+    k = spec.release_count(p["index"]) + 100_000 + round_no
+    rel = release(spec, p["index"], k, [f"2024.{k:05d}", "latest"])
+    storage.put_release(repository, rel)
+    for m in rel.manifests:
+        state.record_version(spec.owner, p["name"], m.digest, tags=m.tags, media_type=m.media_type)
+    return {"package": p["name"], "versions": state.package(spec.owner, p["name"]).version_count}
+
+
 def _undo_churn(directory: Path, storage: Storage, layout: Layout) -> None:
     """Put back the tags of repositories a previous run's churn changed."""
     touched = _read_json(_churn_file(directory))

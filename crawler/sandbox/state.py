@@ -137,15 +137,24 @@ class Package:
     deleted_at: float | None = None
     downloads: int = 0
     versions: dict[str, Version] = field(default_factory=dict)  # by digest
+    # How the versions listing orders them: "created" as GitHub does (see
+    # listed_versions); "updated" and "oldest" break that order on purpose,
+    # for tests of a crawler that must stay correct when it does not hold.
+    version_order: str = "created"
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
     def listed_versions(self, *, deleted: bool = False) -> list[Version]:
-        """Active (or deleted) versions, newest first, like the REST listing."""
+        """Active (or deleted) versions, newest *created* first, like the REST
+        listing: a retag changes a version's ``updated_at``, not its place
+        (observed, not documented: astral-sh/uv#7458)."""
         chosen = [v for v in self.versions.values() if v.deleted == deleted]
-        return sorted(chosen, key=lambda v: (v.created_at, v.id), reverse=True)
+        if self.version_order == "updated":
+            return sorted(chosen, key=lambda v: (v.updated_at, v.id), reverse=True)
+        newest_first = self.version_order != "oldest"
+        return sorted(chosen, key=lambda v: (v.created_at, v.id), reverse=newest_first)
 
     @property
     def version_count(self) -> int:
@@ -455,6 +464,12 @@ class WorldState:
                 pkg.updated_at = now
                 return version.name
         return None
+
+    def set_version_order(self, owner: str, name: str, order: str) -> None:
+        """List this package's versions in another order (``Package.version_order``)."""
+        if order not in ("created", "updated", "oldest"):
+            raise StateError(f"unknown version order {order!r}")
+        self._need_package(owner, name).version_order = order
 
     def delete_version(self, owner: str, name: str, digest: str) -> Version:
         pkg = self._need_package(owner, name)

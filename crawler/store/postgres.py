@@ -38,24 +38,31 @@ import structlog
 
 from ..config import DatabaseConfig
 from ..errors import LockHeldError, StoreBusyError, StoreError, UnreachableError
-from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
+from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from ..secret import Secret
 from .pgconnect import (PgTarget, claim_owners, connect, connect_kwargs, is_connection_loss, is_retryable,
                         lock_key, translate)
 from .pgschema import EXTRA_COLUMNS, fingerprint, postgres_statements
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, layer_rows,
-                   manifest_row)
+from .rows import (MANIFEST_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row, descriptor_annotation_rows,
+                   diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
 
 log = structlog.get_logger("crawler.store.postgres")
 
-SCHEMA_VERSION = 1          # the same layout as the SQLite store's (schema.sql)
+SCHEMA_VERSION = 2          # the same layout as the SQLite store's (schema.sql)
+# Columns added to existing tables since version 1, before schema.sql's
+# statements run (its CREATE TABLE IF NOT EXISTS leaves an old table as it is,
+# and its views may read the new columns); the SQLite store's MIGRATIONS twin.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ('ALTER TABLE packages ADD COLUMN IF NOT EXISTS full_listed_at TEXT COLLATE "C"',),
+}
 SCHEMA_LOCK = lock_key("ghcr-inventory", "schema")
 RETRIES = 4                 # a transaction the server aborted (deadlock, serialization)
 READERS = 4                 # read-only sessions of the workers' pool
 _COUNTER_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"status", "finished_at", "exit_code", "message"}
 _ROWS = re.compile(r"(\d+)$")
+_STORED_VERSIONS = STORED_VERSIONS_SQL.replace("?", "$1")   # one parameter, the package id, used thrice
 
 
 # --- schema ---------------------------------------------------------------------------------
@@ -79,6 +86,9 @@ async def apply_schema(conn: asyncpg.Connection) -> None:
             raise StoreError(f"database schema version {found} is newer than this program's "
                              f"({SCHEMA_VERSION}); upgrade ghcr-inventory")
         await _drop_views(conn)
+        for version in range(found + 1, SCHEMA_VERSION + 1) if found else ():
+            for statement in MIGRATIONS.get(version, ()):
+                await conn.execute(statement)
         for statement in postgres_statements():
             await conn.execute(statement)
         await conn.execute("DELETE FROM schema_version")
@@ -235,9 +245,12 @@ class PostgresReader:
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
         row = await self._one(
-            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at "
-            "FROM packages WHERE owner_id = $1 AND name = $2", owner_id, name)
+            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
+            "full_listed_at FROM packages WHERE owner_id = $1 AND name = $2", owner_id, name)
         return StoredPackage(*row) if row else None
+
+    async def stored_versions(self, package_id: int) -> list[VersionEntry]:
+        return stored_versions(await self._all(_STORED_VERSIONS, package_id))
 
     async def known_manifests(self, digests: Iterable[str]) -> set[str]:
         return await self._known("manifests", digests)
@@ -797,20 +810,25 @@ async def _package_row(tx: _Tx, owner_id: int, result: PackageResult, now: str) 
     ref = result.ref
     row = await tx.fetchrow(
         "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
-        "deleted_at FROM packages WHERE owner_id = $1 AND name = $2", owner_id, ref.name)
+        "deleted_at, full_listed_at, last_synced FROM packages WHERE owner_id = $1 AND name = $2", owner_id, ref.name)
     wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
               ref.updated_at, None)
-    if row is not None and tuple(row[1:]) == wanted and not result.full:
+    if (row is not None and tuple(row[1:9]) == wanted and not result.full
+            and not restamp(result, row[9], row[10])):
         return row[0], False
+    listed, keep = full_listed(result, now)
     package_id = await tx.fetchval(
         "INSERT INTO packages (owner_id, name, github_id, visibility, repository, html_url, version_count, "
-        "created_at, updated_at, first_seen, last_synced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "created_at, updated_at, first_seen, last_synced, full_listed_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (owner_id, name) DO UPDATE SET github_id = excluded.github_id, "
         "visibility = excluded.visibility, repository = excluded.repository, html_url = excluded.html_url, "
         "version_count = excluded.version_count, created_at = excluded.created_at, "
-        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL RETURNING id",
+        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL, "
+        "full_listed_at = CASE WHEN $13::boolean THEN packages.full_listed_at ELSE excluded.full_listed_at END "
+        "RETURNING id",
         owner_id, ref.name, ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count,
-        ref.created_at, ref.updated_at, now, now)
+        ref.created_at, ref.updated_at, now, now, listed, keep)
     return package_id, True
 
 

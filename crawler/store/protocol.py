@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage
+from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry
 from ..oci import ImageConfig
 
 
@@ -134,6 +134,11 @@ class StoreReader(Protocol):
     """Reads the workers and enrichment may make while the writer writes."""
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None: ...
+
+    async def stored_versions(self, package_id: int) -> list[VersionEntry]:
+        """The package's live digests with their current tags; a current tag
+        on a digest with no live row comes as an entry without a version id."""
+        ...
 
     async def known_manifests(self, digests: Iterable[str]) -> set[str]: ...
 

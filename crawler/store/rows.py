@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import orjson
 
+from ..model import PackageResult, VersionEntry
 from ..oci import ImageConfig, ImageIndex, ImageManifest, image_info, predicate_types
 from ..oci.mediatypes import REFERENCE_DIGEST, REFERENCE_TYPE
 
@@ -82,3 +83,45 @@ def diff_tags(current: dict[str, str], new: dict[str, str], complete: bool
     opened = [(t, d) for t, d in new.items() if current.get(t) != d]
     return sorted(close), sorted(opened)
 
+
+
+# The live digests of a package with their current tags (`stored_versions`):
+# one row per (digest, tag), tag NULL for an untagged digest; a current tag
+# on a digest with no live row comes with version_id NULL and no timestamps.
+STORED_VERSIONS_SQL = (
+    "SELECT pd.digest, pd.version_id, pd.created_at, pd.updated_at, t.tag FROM package_digests pd "
+    "LEFT JOIN tags t ON t.package_id = pd.package_id AND t.digest = pd.digest AND t.last_seen IS NULL "
+    "WHERE pd.package_id = ? AND pd.last_seen IS NULL "
+    "UNION ALL SELECT t.digest, NULL, NULL, NULL, t.tag FROM tags t WHERE t.package_id = ? "
+    "AND t.last_seen IS NULL AND NOT EXISTS (SELECT 1 FROM package_digests pd WHERE pd.package_id = ? "
+    "AND pd.digest = t.digest AND pd.last_seen IS NULL)")
+
+
+def stored_versions(rows) -> list[VersionEntry]:
+    """`STORED_VERSIONS_SQL`'s rows as one entry per digest, tags sorted."""
+    heads: dict[str, tuple] = {}
+    tags: dict[str, list[str]] = {}
+    for digest, version_id, created_at, updated_at, tag in rows:
+        heads.setdefault(digest, (version_id, created_at, updated_at))
+        tags.setdefault(digest, [])
+        if tag is not None:
+            tags[digest].append(tag)
+    return [VersionEntry(d, tuple(sorted(tags[d])), *head) for d, head in heads.items()]
+
+
+def full_listed(result: PackageResult, now: str) -> tuple[str | None, bool]:
+    """packages.full_listed_at after `result`: (the new value, keep the
+    stored one instead). A whole versions listing stamps it; one synthesised
+    from the newest pages keeps it (the interval runs from the last whole
+    one); anything else clears it, so the next change reads every page."""
+    if result.complete and result.listing == "whole":
+        return now, False
+    return None, result.complete and result.listing == "synthesised"
+
+
+def restamp(result: PackageResult, full_listed_at: str | None, last_synced: str | None) -> bool:
+    """Must a package row that is otherwise unchanged be written for
+    `result`? Yes when a whole versions listing follows one cut short (or
+    none on record): else the stamp would stay old and every later run would
+    list the package whole again."""
+    return result.listing == "whole" and (full_listed_at is None or full_listed_at < (last_synced or ""))

@@ -26,20 +26,22 @@ import aiosqlite
 import structlog
 
 from ..errors import StoreError, storage_error
-from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, utc_now
+from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, layer_rows,
-                   manifest_row)
+from .rows import (MANIFEST_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row, descriptor_annotation_rows,
+                   diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
 
 log = structlog.get_logger("crawler.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Forward migrations: version reached -> statements taking the previous version
 # there. The views are recreated from schema.sql at every open, and tables
 # added later are created by its IF NOT EXISTS statements, so only changes to
 # existing tables belong here.
-MIGRATIONS: dict[int, Sequence[str]] = {}
+MIGRATIONS: dict[int, Sequence[str]] = {
+    2: ("ALTER TABLE packages ADD COLUMN full_listed_at TEXT",),
+}
 _CHUNK = 500  # well under SQLITE_MAX_VARIABLE_NUMBER on every build
 BUSY_TIMEOUT_MS = 10_000   # how long a write waits for a lock another process holds, in all
 BUSY_SLICE_MS = 200        # one wait inside SQLite; between two, a stop signal is noticed
@@ -198,9 +200,12 @@ class SQLiteReader:
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
         row = await self._one(
-            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at "
-            "FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
+            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
+            "full_listed_at FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
         return StoredPackage(*row) if row else None
+
+    async def stored_versions(self, package_id: int) -> list[VersionEntry]:
+        return stored_versions(await self._all(STORED_VERSIONS_SQL, (package_id,) * 3))
 
     async def known_manifests(self, digests: Iterable[str]) -> set[str]:
         return await self._known("manifests", digests)
@@ -686,27 +691,31 @@ async def _package_row(db, owner_id: int, result: PackageResult, now: str) -> tu
     ref = result.ref
     cur = await db.execute(
         "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
-        "deleted_at FROM packages WHERE owner_id = ? AND name = ?", (owner_id, ref.name))
+        "deleted_at, full_listed_at, last_synced FROM packages WHERE owner_id = ? AND name = ?", (owner_id, ref.name))
     row = await cur.fetchone()
     wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
               ref.updated_at, None)
-    if row is not None and tuple(row[1:]) == wanted and not result.full:
+    if (row is not None and tuple(row[1:9]) == wanted and not result.full
+            and not restamp(result, row[9], row[10])):
         return row[0], False
     return await _upsert_package(db, owner_id, result, now), True
 
 
 async def _upsert_package(db, owner_id: int, result: PackageResult, now: str) -> int:
     ref = result.ref
+    listed, keep = full_listed(result, now)
     cur = await db.execute(
         "INSERT INTO packages (owner_id, name, github_id, visibility, repository, html_url, version_count, "
-        "created_at, updated_at, first_seen, last_synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "created_at, updated_at, first_seen, last_synced, full_listed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (owner_id, name) DO UPDATE SET github_id = excluded.github_id, "
         "visibility = excluded.visibility, repository = excluded.repository, html_url = excluded.html_url, "
         "version_count = excluded.version_count, created_at = excluded.created_at, "
-        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL "
+        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL, "
+        "full_listed_at = CASE WHEN ? THEN packages.full_listed_at ELSE excluded.full_listed_at END "
         "RETURNING id",
         (owner_id, ref.name, ref.github_id, ref.visibility, ref.repository, ref.html_url,
-         ref.version_count, ref.created_at, ref.updated_at, now, now))
+         ref.version_count, ref.created_at, ref.updated_at, now, now, listed, keep))
     return (await cur.fetchone())[0]
 
 

@@ -133,6 +133,27 @@ def test_monotonic_clock_never_repeats_a_second():
     assert [ticks(), ticks()] == [10.0, 15.0]
 
 
+def test_versions_list_newest_created_first_and_a_retag_does_not_move_one():
+    """GitHub's observed order (astral-sh/uv#7458), which the crawler's
+    stop rule leans on: a tag moved to an old version changes its
+    updated_at, not its place; the other orders break it on purpose."""
+    state = WorldState(TickClock())
+    state.add_owner("acme")
+    state.ensure_package("acme", "app", visibility="public")
+    for n in (1, 2, 3):
+        state.record_version("acme", "app", f"sha256:{n}", tags=[f"v{n}"])
+    state.set_tag("acme", "app", "latest", "sha256:1")          # a retag of the oldest
+    pkg = state.package("acme", "app")
+    assert pkg.versions["sha256:1"].updated_at > pkg.versions["sha256:3"].updated_at
+    assert [v.name for v in pkg.listed_versions()] == ["sha256:3", "sha256:2", "sha256:1"]
+    state.set_version_order("acme", "app", "updated")
+    assert [v.name for v in pkg.listed_versions()] == ["sha256:1", "sha256:3", "sha256:2"]
+    state.set_version_order("acme", "app", "oldest")
+    assert [v.name for v in pkg.listed_versions()] == ["sha256:1", "sha256:2", "sha256:3"]
+    with pytest.raises(StateError):
+        state.set_version_order("acme", "app", "random")
+
+
 def test_state_keeps_one_holder_per_tag_and_refuses_nonsense():
     state = WorldState(TickClock())
     state.add_owner("acme")

@@ -74,8 +74,21 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert conc["one_crawler"]["exit_codes"] == [0] and conc["three_crawlers"]["exit_codes"] == [0, 0, 0]
     assert conc["one_crawler"]["tags"] == conc["three_crawlers"]["tags"] > 0
 
+    # The floor replays the crawler's own requests: the world saw what the floor counted, and
+    # as many as the crawler made less its POSTs (GraphQL), its 401 probe and its referrers probe
+    # (the floor makes its own probe instead); a bare client costs less CPU a request.
+    for name in ("cold", "full"):
+        floor, run = r["floor"][name], scen[name]
+        assert floor["exit_code"] == 0 and floor["requests"] == floor["world_requests"], name
+        assert floor["statuses"].get("401", 0) == 1 and set(floor["statuses"]) <= {"200", "307", "401", "404"}, name
+        assert floor["statuses"].get("404", 0) <= run["by_kind"].get("referrers", 0), name  # the referrers probe
+        assert 0 <= run["requests"] - floor["requests"] <= run["by_kind"].get("graphql", 0) + 2, name
+        assert floor["by_kind"]["token"] == run["by_kind"]["token"] and floor["cpu_s"] > 0, name
+    assert loop["skopeo_cpu_s"] > 0 and loop["cpu_s"] >= loop["skopeo_cpu_s"]
+    assert "crawler / floor" in docs.read_text() and "CPU ms a tag" in docs.read_text()
+
     names = [t["name"] for t in r["targets"]]
-    assert len(names) == 10 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert len(names) == 12 and all(isinstance(t["ok"], bool) for t in r["targets"])
     assert next(t for t in r["targets"] if t["name"].startswith("PostgreSQL"))["ok"]
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
     text = docs.read_text()

@@ -47,8 +47,16 @@ def origin(url: str) -> tuple[str, str, int]:
 
 
 def _origin_of(parts) -> tuple[str, str, int]:
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
+    return _netloc_origin(parts.scheme, parts.netloc)
+
+
+@functools.lru_cache(maxsize=256)
+def _netloc_origin(scheme: str, netloc: str) -> tuple[str, str, int]:
+    # A run talks to a handful of hosts; urllib's hostname/port properties
+    # parse the netloc again on every access, so remember them per netloc.
+    parts = urlsplit(f"{scheme}://{netloc}")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return (scheme, (parts.hostname or "").lower(), port)
 
 
 # The origins credentials belong to are a few base URLs, asked once per request.
@@ -253,7 +261,7 @@ class HttpClient:
         """One round trip; `parts` is `urlsplit(url)`, split once by the caller."""
         assert self._session is not None, "HttpClient used outside `async with`"
         host = parts.netloc.lower()
-        ssl_ctx = False if parts.hostname in self.insecure_hosts else self._ssl
+        ssl_ctx = False if _origin_of(parts)[1] in self.insecure_hosts else self._ssl
         started = time.perf_counter()
         self.counters.requests[kind] += 1
         try:

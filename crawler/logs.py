@@ -38,7 +38,6 @@ def enabled(level: int) -> bool:
     return _threshold is None or level >= _threshold
 
 
-
 def _redact_event(_logger, _name, event: dict) -> dict:
     for key, value in event.items():
         if isinstance(value, str):
@@ -103,11 +102,11 @@ def wants_console(fmt: str, stream: IO[str]) -> bool:
 def configure(fmt: str = "auto", level: str | None = None, stream: IO[str] | None = None,
               progress: "ProgressLine | None" = None) -> bool:
     """Configure structlog once; returns True when rendering for a person."""
+    global _threshold
     stream = stream or _Stderr()
     console = wants_console(fmt, stream)
     # A person sees warnings and the progress line; a timer's journal gets info.
     threshold = LEVELS[level] if level else (logging.WARNING if console else logging.INFO)
-    global _threshold
     _threshold = threshold
     shared = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
               structlog.processors.TimeStamper(fmt="iso", utc=True), _redact_event]

@@ -12,8 +12,8 @@ scope (Basic auth with the bench's token, from the realm the first 401
 names), a Bearer token to the API, and the registry's redirect to the blob
 CDN followed by hand without Authorization. Left out: the run's token
 requests (fetched again, one per scope, as needed), its 401 challenge probe
-(the floor makes its own) and POSTs (GraphQL: their bodies are not recorded;
-a handful a run). Run as its own process so its rusage is its own; prints one
+(the floor makes its own) and POSTs (GraphQL, the attestations lookups: their
+bodies are not recorded; a handful a run). Run as its own process so its rusage is its own; prints one
 JSON line (requests by kind, statuses, bytes, wall seconds).
 """
 

@@ -14,9 +14,16 @@ by kind, 304s, the lower bound, wall time, images/s, peak RSS and DB size. The
 crawler runs as a subprocess (``ghcr-inventory --config … sync``), so RSS and
 CPU are its own (``wait4`` rusage).
 
+The floor (issue 17): after the cold sync and the ``--full`` resync the
+world's fronts hand over the requests they saw, and ``scripts/bench_floor.py``
+(a bare aiohttp client, its own process) replays them; the report gives the
+crawler's CPU a request against the floor's.
+
 Side by side on a 50-package sample org: ``skopeo list-tags`` + ``skopeo
 inspect --raw`` per tag (sequential, and ``xargs -P 8``), the registry-only
-way (this crawler with ``crawl.tag_source = "registry"``), and this crawler.
+way (this crawler with ``crawl.tag_source = "registry"``), and this crawler —
+wall time, requests and client CPU per tag (the crawler's rusage; each skopeo
+process timed by bash).
 
 Also: the cold sync of a 100-package world (memory growth), the writer alone
 (``StoreWriter.apply_package`` with synthetic results), and a py-spy profile of the

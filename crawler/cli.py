@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import signal
@@ -267,11 +268,20 @@ def _open_db(args):
 
 # --- sync --------------------------------------------------------------------------
 
+def _fewer_collections() -> None:
+    """A sync allocates millions of short-lived objects (responses, parsed
+    documents) that reference counting frees; the cyclic collector's default
+    (a young collection every 700 net allocations) spent ≈ 5 % of a cold
+    sync's CPU finding almost nothing. Collect young objects every 10,000."""
+    gc.set_threshold(10_000, 50, 20)
+
+
 def cmd_sync(args, *, console: bool, progress) -> int:
     from .engine import SyncOptions
     config = _config(args)
     creds = resolve_credentials(config)
     options = SyncOptions(full=args.full, owners=tuple(args.owner), packages=tuple(args.package))
+    _fewer_collections()
     summary = asyncio.run(_sync_with_signals(config, creds, options, progress))
     if progress is not None:
         progress.clear()
@@ -509,6 +519,7 @@ def cmd_serve(args, **_) -> int:
     config = _config(args)
     creds = resolve_credentials(config)
     secret = resolve_webhook_secret(config)
+    _fewer_collections()
     return asyncio.run(_serve_with_signals(config, creds, secret))
 
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from urllib.parse import urljoin
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from crawler.errors import ParseError
 
@@ -315,6 +316,10 @@ class RateLimit:
     cost: int | None = None
 
 
+# Mappings whose `get` already ignores case: no scan needed (every response).
+_CASELESS = (CIMultiDict, CIMultiDictProxy)
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive lookup in any Mapping (dict, multidict, …).
 
@@ -322,7 +327,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     hold any spelling, so fall back to a scan. The first match wins.
     """
     found = headers.get(name)
-    if found is None:
+    if found is None and not isinstance(headers, _CASELESS):
         for key, value in headers.items():
             if isinstance(key, str) and key.lower() == name:
                 found = value

@@ -11,6 +11,8 @@ aiohttp errors are translated here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import random
 import re
@@ -27,6 +29,7 @@ import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from . import logs
 from .errors import HttpStatusError, ParseError, RateLimitedError, UnreachableError
 from .ratelimit import Governor
 
@@ -40,9 +43,24 @@ BODY_RETRIES = 2   # refetches of a body that failed to parse or verify
 
 
 def origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
+    return _origin_of(urlsplit(url))
+
+
+def _origin_of(parts) -> tuple[str, str, int]:
+    return _netloc_origin(parts.scheme, parts.netloc)
+
+
+@functools.lru_cache(maxsize=256)
+def _netloc_origin(scheme: str, netloc: str) -> tuple[str, str, int]:
+    # A run talks to a handful of hosts; urllib's hostname/port properties
+    # parse the netloc again on every access, so remember them per netloc.
+    parts = urlsplit(f"{scheme}://{netloc}")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return (scheme, (parts.hostname or "").lower(), port)
+
+
+# The origins credentials belong to are a few base URLs, asked once per request.
+_cached_origin = functools.lru_cache(maxsize=64)(origin)
 
 
 def host_of(url: str) -> str:
@@ -168,14 +186,16 @@ class HttpClient:
         `auth_origin` (default: the URL's own origin), never after a redirect
         to another origin. Retries transient failures of GET/HEAD (and of
         other methods when they are known idempotent, e.g. GraphQL queries)."""
-        gov = self.governor(governor_key or host_of(url))
+        parts = urlsplit(url)   # once: every hop below needs it, and splitting is not cheap
+        host = parts.netloc.lower()
+        gov = self.governor(governor_key or host)
         rate_waits = 0
         attempt = 0
         while True:
             await gov.before_request()
             try:
-                async with self._slot(host_of(url)):
-                    resp = await self._follow(method, url, kind=kind, headers=headers, auth=auth,
+                async with self._slot(host):
+                    resp = await self._follow(method, url, parts, kind=kind, headers=headers, auth=auth,
                                               auth_origin=auth_origin or url, body=body,
                                               max_bytes=max_bytes)
             except _Transient as exc:
@@ -193,7 +213,7 @@ class HttpClient:
                 if rate_waits > MAX_RATE_LIMIT_WAITS:
                     raise RateLimitedError(f"still rate limited after {rate_waits - 1} waits",
                                            where=_where(method, url))
-                log.warning("rate_limited", host=host_of(url), status=resp.status,
+                log.warning("rate_limited", host=host, status=resp.status,
                             wait_s=round(penalty, 3), kind=kind)
                 continue  # before_request() sleeps until blocked_until
             if resp.status in RETRY_STATUSES:
@@ -212,32 +232,36 @@ class HttpClient:
                  fault=fault, attempt=attempt + 1, delay_s=round(delay, 3))
         await self.sleep(delay)
 
-    async def _follow(self, method: str, url: str, *, kind: str, headers, auth: str | None,
+    async def _follow(self, method: str, url: str, parts, *, kind: str, headers, auth: str | None,
                       auth_origin: str, body: bytes | None, max_bytes: int) -> Response:
-        allowed = origin(auth_origin)
+        """`parts` is `urlsplit(url)` of the first hop."""
+        allowed = _cached_origin(auth_origin)
         for hop in range(MAX_REDIRECTS + 1):
-            send = CIMultiDict(headers or {})
-            if auth and origin(url) == allowed:
+            if hop:
+                parts = urlsplit(url)
+            send = CIMultiDict(headers) if headers else CIMultiDict()
+            if auth and _origin_of(parts) == allowed:
                 send["Authorization"] = auth
-            resp = await self._exchange(method, url, kind=kind if hop == 0 else "redirect",
+            resp = await self._exchange(method, url, parts, kind=kind if hop == 0 else "redirect",
                                         headers=send, body=body, max_bytes=max_bytes)
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_STATUSES or not location:
                 return resp
             self.counters.redirects += 1
             url = urljoin(url, location)
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise ParseError(f"redirect to a non-HTTP URL {urlsplit(url).scheme}:…",
-                                 where=_where(method, url))
+            scheme = urlsplit(url).scheme
+            if scheme not in ("http", "https"):
+                raise ParseError(f"redirect to a non-HTTP URL {scheme}:…", where=_where(method, url))
             if resp.status == 303:
                 method, body = "GET", None
         raise ParseError(f"more than {MAX_REDIRECTS} redirects", where=_where(method, url))
 
-    async def _exchange(self, method: str, url: str, *, kind: str, headers: CIMultiDict,
+    async def _exchange(self, method: str, url: str, parts, *, kind: str, headers: CIMultiDict,
                         body: bytes | None, max_bytes: int) -> Response:
+        """One round trip; `parts` is `urlsplit(url)`, split once by the caller."""
         assert self._session is not None, "HttpClient used outside `async with`"
-        host = host_of(url)
-        ssl_ctx = False if urlsplit(url).hostname in self.insecure_hosts else self._ssl
+        host = parts.netloc.lower()
+        ssl_ctx = False if _origin_of(parts)[1] in self.insecure_hosts else self._ssl
         started = time.perf_counter()
         self.counters.requests[kind] += 1
         try:
@@ -261,12 +285,13 @@ class HttpClient:
             raise _Transient("client", f"{exc.__class__.__name__}: {_short(exc)}") from None
         except ValueError as exc:   # aiohttp refuses control characters in the request (header injection)
             raise HttpStatusError(f"refused to send the request: {_short(exc)}", where=_where(method, url)) from None
-        ms = round((time.perf_counter() - started) * 1000, 1)
         self.counters.bytes += len(result.body)
         if result.status == 304:
             self.counters.not_modified += 1
-        log.debug("http", method=method, host=host, path=urlsplit(url).path, status=result.status,
-                  ms=ms, kind=kind, cached=result.status == 304, bytes=len(result.body))
+        if logs.enabled(logging.DEBUG):
+            log.debug("http", method=method, host=host, path=parts.path, status=result.status,
+                      ms=round((time.perf_counter() - started) * 1000, 1), kind=kind,
+                      cached=result.status == 304, bytes=len(result.body))
         return result
 
 
@@ -293,6 +318,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, url: str) -
     if declared is not None and declared > max_bytes:
         raise ParseError(f"body of {declared} bytes exceeds the {max_bytes}-byte limit",
                          where=_where(resp.method, url))
+    if declared is not None:
+        # aiohttp's parser ends the body at the declared length (and fails a
+        # shorter one with ClientPayloadError), so it cannot pass the cap:
+        # one read instead of a loop of chunks.
+        return await resp.read()
     chunks, total = [], 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         total += len(chunk)

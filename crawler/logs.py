@@ -25,6 +25,18 @@ from .secret import redact
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
 
+# The level `configure` set, for hot paths that build an event per request:
+# structlog's filtering logger drops a debug event only after its arguments
+# were built and a logger bound (loggers are not cached, so that reconfiguring
+# takes effect), which costs more than the request's own bookkeeping.
+# None: not configured, structlog's default passes everything.
+_threshold: int | None = None
+
+
+def enabled(level: int) -> bool:
+    """Whether an event at `level` would be emitted."""
+    return _threshold is None or level >= _threshold
+
 
 def _redact_event(_logger, _name, event: dict) -> dict:
     for key, value in event.items():
@@ -90,10 +102,12 @@ def wants_console(fmt: str, stream: IO[str]) -> bool:
 def configure(fmt: str = "auto", level: str | None = None, stream: IO[str] | None = None,
               progress: "ProgressLine | None" = None) -> bool:
     """Configure structlog once; returns True when rendering for a person."""
+    global _threshold
     stream = stream or _Stderr()
     console = wants_console(fmt, stream)
     # A person sees warnings and the progress line; a timer's journal gets info.
     threshold = LEVELS[level] if level else (logging.WARNING if console else logging.INFO)
+    _threshold = threshold
     shared = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
               structlog.processors.TimeStamper(fmt="iso", utc=True), _redact_event]
     if console:

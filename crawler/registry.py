@@ -119,7 +119,13 @@ class RegistryClient:
     async def _token(self, scope: str, *, refresh: bool = False, stale: str | None = None) -> str | None:
         """The cached token for `scope`, fetched when missing or expired. With
         `refresh`, replace the `stale` token, unless another request already did."""
-        lock = self._token_locks.setdefault(scope, asyncio.Lock())
+        if not refresh:   # the common case, a cached token: no lock to create or take
+            cached = self._tokens.get(scope)
+            if cached is not None and cached.expires_at > self.clock():
+                return cached.value
+        lock = self._token_locks.get(scope)
+        if lock is None:
+            lock = self._token_locks[scope] = asyncio.Lock()
         async with lock:
             cached = self._tokens.get(scope)
             fresh = cached is not None and cached.expires_at > self.clock()
@@ -201,7 +207,6 @@ class RegistryClient:
                       headers: dict | None = None, max_bytes: int = 1024 * 1024) -> Response:
         """A registry request with the challenge flow and one token refresh."""
         url = self.base + path
-        where = f"{self.host}{path.split('?')[0]}"
         if self.realm is None and not self._open_registry and not self._basic:
             # Learn the challenge once, with one request, instead of letting
             # every concurrent worker collect its own 401.
@@ -211,22 +216,26 @@ class RegistryClient:
                     if resp.status != 401:
                         self._open_registry = True
                         return resp
-                    await self._learn_challenge(resp, where)
+                    await self._learn_challenge(resp, self._where(path))
         token = await self._token(scope)
         resp = await self._send(method, url, kind, headers, token, max_bytes)
         if resp.status != 401:
             return resp
-        await self._learn_challenge(resp, where)
+        await self._learn_challenge(resp, self._where(path))
         token = await self._token(scope, refresh=True, stale=token)
         resp = await self._send(method, url, kind, headers, token, max_bytes)
         if resp.status == 401:
             if self.credentials is None:
                 raise AuthError(f"anonymous pull refused for {scope}: the image is private or does not "
                                 f"exist; configure a token (github.token_env / registry.token_env)",
-                                where=where, fatal=False)
-            raise AuthError(f"registry refused the token for {scope}{_detail(resp)}", where=where,
+                                where=self._where(path), fatal=False)
+            raise AuthError(f"registry refused the token for {scope}{_detail(resp)}", where=self._where(path),
                             fatal=False)
         return resp
+
+    def _where(self, path: str) -> str:
+        """Where an error happened (built only for one: requests are many)."""
+        return f"{self.host}{path.split('?')[0]}"
 
     async def _send(self, method, url, kind, headers, token, max_bytes) -> Response:
         auth = f"Bearer {token}" if token else None

@@ -14,9 +14,16 @@ by kind, 304s, the lower bound, wall time, images/s, peak RSS and DB size. The
 crawler runs as a subprocess (``ghcr-inventory --config … sync``), so RSS and
 CPU are its own (``wait4`` rusage).
 
+The floor (issue 17): after the cold sync and the ``--full`` resync the
+world's fronts hand over the requests they saw, and ``scripts/bench_floor.py``
+(a bare aiohttp client, its own process) replays them; the report gives the
+crawler's CPU a request against the floor's.
+
 Side by side on a 50-package sample org: ``skopeo list-tags`` + ``skopeo
 inspect --raw`` per tag (sequential, and ``xargs -P 8``), the registry-only
-way (this crawler with ``crawl.tag_source = "registry"``), and this crawler.
+way (this crawler with ``crawl.tag_source = "registry"``), and this crawler —
+wall time, requests and client CPU per tag (the crawler's rusage; each skopeo
+process timed by bash).
 
 Also: the cold sync of a 100-package world (memory growth), the writer alone
 (the engine's writer task over ``StoreWriter.apply_packages``, synthetic results), and a py-spy profile of the
@@ -56,6 +63,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from crawler.oci.mediatypes import ACCEPT_MANIFESTS  # noqa: E402
 from crawler.sandbox.remote import SAMPLE_OWNER, RemoteWorld  # noqa: E402
 from crawler.sandbox.scale import ScaleSpec  # noqa: E402
 
@@ -178,7 +186,7 @@ def engine_seconds(metrics: Path) -> float:
 
 def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: str, *, concurrency: int,
                 full: bool = False, tag_source: str = "auto", profile: Path | None = None,
-                crawl: dict | None = None) -> Run:
+                crawl: dict | None = None, record: Path | None = None) -> Run:
     config = work / f"{scenario}.toml"
     config.write_text(bench_postgres.config_text(
         config_toml(world.info, db, owner, concurrency=concurrency, tag_source=tag_source, crawl=crawl), db))
@@ -210,7 +218,7 @@ def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: 
     log.close()
     if spy is not None:
         spy.wait(60)
-    after = world.call("stats")
+    after = world.call("stats", **({"record": str(record)} if record else {}))
     row = last_run_row(db)
     run = Run(
         scenario=scenario, wall_s=round(wall, 3), engine_s=engine_seconds(metrics), exit_code=proc.returncode,
@@ -229,6 +237,74 @@ def run_crawler(world: RemoteWorld, work: Path, scenario: str, db: Path, owner: 
     if profile is not None and profile.exists():
         run.profile = summarize_profile(profile.read_text(), seconds=run.wall_s, rate=100)
     return run
+
+
+# -- the floor: a bare aiohttp client making the same requests ----------------------------------
+
+
+def run_floor(world: RemoteWorld, work: Path, scenario: str, requests: Path, *, concurrency: int) -> dict:
+    """Replay a crawler run's recorded requests with ``scripts/bench_floor.py``
+    in its own process (``wait4`` rusage: its CPU is its own)."""
+    argv = [sys.executable, str(ROOT / "scripts" / "bench_floor.py"), "--requests", str(requests),
+            "--registry", world.info["registry_url"], "--api", world.info["api_url"],
+            "--concurrency", str(concurrency), "--accept-manifests", ACCEPT_MANIFESTS]
+    env = {**os.environ, TOKEN_ENV: world.info["token"]}
+    world.call("stats")  # forget what the fronts saw so far
+    started = time.perf_counter()
+    out, err = work / f"floor-{scenario}.json", work / f"floor-{scenario}.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = out.read_bytes(), err.read_bytes()
+    after = world.call("stats")
+    code = os.waitstatus_to_exitcode(status)
+    result = json.loads(out) if code == 0 and out.strip() else {"requests": 0}
+    if code != 0:
+        print(f"bench: floor of {scenario} failed ({code}): {err.decode(errors='replace')[-500:]}",
+              file=sys.stderr)
+    result.update(scenario=scenario, exit_code=code, process_wall_s=round(wall, 3),
+                  cpu_s=round(usage.ru_utime + usage.ru_stime, 2), world_requests=after["requests"],
+                  peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+    return result
+
+
+def floor_of(world: RemoteWorld, work: Path, scenario: str, a, say) -> dict:
+    floor = run_floor(world, work, scenario, work / f"{scenario}.requests.jsonl", concurrency=a.concurrency)
+    say(f"floor of {scenario}: {floor.get('requests', 0)} requests (world saw {floor['world_requests']}), "
+        f"{floor['cpu_s']:.2f} s CPU, {floor['process_wall_s']:.2f} s")
+    return floor
+
+
+def floor_ratio(run: dict, floor: dict) -> dict:
+    """CPU per request of the crawler and of the floor, and the ratio of the two."""
+    crawler = 1000 * run["cpu_s"] / run["requests"] if run["requests"] else 0.0
+    bare = 1000 * floor["cpu_s"] / floor["requests"] if floor.get("requests") else 0.0
+    return {"crawler_ms": round(crawler, 3), "floor_ms": round(bare, 3),
+            "ratio": round(crawler / bare, 2) if bare else float("nan")}
+
+
+def floor_table(r: dict) -> str:
+    lines = ["| scenario | crawler requests | crawler CPU s | crawler ms/request | floor requests | floor CPU s "
+             "| floor ms/request | crawler / floor |", "|---|---|---|---|---|---|---|---|"]
+    for name, floor in r["floor"].items():
+        run = r["scenarios"][name]
+        f = floor_ratio(run, floor)
+        lines.append(f"| {LABELS.get(name, name)} | {run['requests']:,} | {run['cpu_s']:.2f} | "
+                     f"{f['crawler_ms']:.3f} | {floor.get('requests', 0):,} | {floor['cpu_s']:.2f} | "
+                     f"{f['floor_ms']:.3f} | {f['ratio']:.2f}x |")
+    return "\n".join(lines)
+
+
+def floor_target(r: dict) -> "Target | None":
+    floors = r.get("floor")
+    if not floors:
+        return None
+    ratios = {name: floor_ratio(r["scenarios"][name], floor) for name, floor in floors.items()}
+    ok = all(f["ratio"] <= 1.5 for f in ratios.values())
+    detail = "; ".join(f"{name} {f['crawler_ms']:.3f} / {f['floor_ms']:.3f} ms a request = {f['ratio']:.2f}x"
+                       for name, f in ratios.items())
+    return Target("crawler CPU <= 1.5x the bare-aiohttp floor (same requests, same world)", ok, detail)
 
 
 def py_spy() -> str | None:
@@ -322,14 +398,17 @@ def summarize_profile(raw: str, *, seconds: float = 0.0, rate: int = 100, top: i
 
 SKOPEO_SCRIPT = r"""#!/usr/bin/env bash
 # What users script today: list each repository's tags, then inspect every tag.
+# Each skopeo process runs under bash's `time` (user + system seconds appended
+# to OUTDIR/cpu), so the skopeo processes' own CPU is told from the loop's.
 # usage: skopeo-loop PARALLEL HOST AUTHFILE REPOS OUTDIR
 set -euo pipefail
 P=$1 HOST=$2 AUTH=$3 REPOS=$4 OUT=$5
-xargs -P "$P" -I{} sh -c 'skopeo list-tags --tls-verify=false --authfile "$1" "docker://$2/$3" > "$4/$(printf %s "$3" | tr / _).json"' _ "$AUTH" "$HOST" {} "$OUT" < "$REPOS"
+: > "$OUT/cpu"
+xargs -P "$P" -I{} bash -c 'TIMEFORMAT="%3U %3S"; { time skopeo list-tags --tls-verify=false --authfile "$1" "docker://$2/$3" > "$4/$(printf %s "$3" | tr / _).json" 2>>"$4/errors"; } 2>>"$4/cpu"' _ "$AUTH" "$HOST" {} "$OUT" < "$REPOS"
 for f in "$OUT"/*.json; do
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("\n".join(d["Repository"].split("/",1)[1]+":"+t for t in d["Tags"]))' "$f"
 done > "$OUT/refs"
-xargs -P "$P" -I{} sh -c 'skopeo inspect --raw --tls-verify=false --authfile "$1" "docker://$2/$3" > /dev/null' _ "$AUTH" "$HOST" {} < "$OUT/refs"
+xargs -P "$P" -I{} bash -c 'TIMEFORMAT="%3U %3S"; { time skopeo inspect --raw --tls-verify=false --authfile "$1" "docker://$2/$3" > /dev/null 2>>"$4/errors"; } 2>>"$4/cpu"' _ "$AUTH" "$HOST" {} "$OUT" < "$OUT/refs"
 wc -l < "$OUT/refs"
 """
 
@@ -342,7 +421,8 @@ class Loop:
     by_kind: dict
     refs: int
     exit_code: int
-    cpu_s: float = 0.0
+    cpu_s: float = 0.0          # every child of the loop (bash, xargs, python3, skopeo)
+    skopeo_cpu_s: float = 0.0   # the skopeo processes alone (bash `time` of each)
 
 
 def skopeo_loop(world: RemoteWorld, work: Path, repositories: list[str], parallel: int) -> Loop:
@@ -372,9 +452,22 @@ def skopeo_loop(world: RemoteWorld, work: Path, repositories: list[str], paralle
     after = world.call("stats")
     refs = int(stdout.strip().splitlines()[-1]) if proc.returncode == 0 and stdout.strip() else 0
     if proc.returncode != 0:
-        print(f"bench: {name} failed ({proc.returncode}): {stderr[-500:]}", file=sys.stderr)
+        errors = (out / "errors").read_text(errors="replace") if (out / "errors").exists() else ""
+        print(f"bench: {name} failed ({proc.returncode}): {stderr[-500:]} {errors[-500:]}", file=sys.stderr)
     cpu = (usage.children_user + usage.children_system) - (cpu_before.children_user + cpu_before.children_system)
-    return Loop(name, round(wall, 2), after["requests"], after["by_kind"], refs, proc.returncode, round(cpu, 2))
+    return Loop(name, round(wall, 2), after["requests"], after["by_kind"], refs, proc.returncode, round(cpu, 2),
+                round(_timed_cpu(out / "cpu"), 2))
+
+
+def _timed_cpu(path: Path) -> float:
+    """The sum of bash `time` lines ("USER SYS" seconds) in `path`."""
+    total = 0.0
+    for line in path.read_text().splitlines() if path.exists() else ():
+        try:
+            total += sum(float(x) for x in line.split())
+        except ValueError:   # a line that is not a `time` report
+            continue
+    return total
 
 
 # -- the writer alone ---------------------------------------------------------------------------
@@ -620,7 +713,31 @@ def targets(r: dict, a) -> list[Target]:
                               s["exit_code"] == 0 for s in pg["scenarios"].values()),
                           "; ".join(f"{k} {a:,} / {b:,}" for k, (a, b) in same.items())))
     out += nightly_targets(r)
+    out += [t for t in (floor_target(r), skopeo_cpu_target(r)) if t is not None]
     return out
+
+
+def cpu_per_tag(r: dict, s: dict) -> float:
+    """Client CPU ms per tag of the sample: the crawler's own (wait4), or the skopeo processes'."""
+    tags = r["world"]["counts"].get(SAMPLE_OWNER, {}).get("tags") or 0
+    cpu = s.get("skopeo_cpu_s") or s.get("cpu_s") or 0.0
+    return 1000 * cpu / tags if tags else 0.0
+
+
+def skopeo_cpu_target(r: dict) -> "Target | None":
+    side = r.get("side_by_side")
+    if not side:
+        return None
+    ours = cpu_per_tag(r, side["ours_cold"])
+    parts = []
+    for key, label in (("skopeo_P1", "sequential"), ("skopeo_P8", "xargs -P 8")):
+        if side.get(key):
+            theirs = cpu_per_tag(r, side[key])
+            parts.append(f"skopeo {label} {theirs:.1f} ms a tag ({theirs / ours if ours else 0:.1f}x ours)")
+    # A comparison, not a goal: the line passes when the crawler spends less CPU a tag.
+    theirs = cpu_per_tag(r, side["skopeo_P8"])
+    return Target("client CPU per tag: crawler vs skopeo (sample, cold)", bool(ours) and ours < theirs,
+                  f"crawler {ours:.2f} ms a tag; " + "; ".join(parts))
 
 
 def plan_lower_bound(counts: dict, graphql: int = 0) -> int:
@@ -683,16 +800,27 @@ def side_table(r: dict) -> str:
         ("ghcr-inventory, cold", ours),
         ("ghcr-inventory, no-op", side["ours_noop"]),
     ]
-    lines = ["| way | wall s | requests (world saw) | by kind | time vs ours (cold) | requests vs ours (cold) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| way | wall s | requests (world saw) | by kind | time vs ours (cold) | requests vs ours (cold) "
+             "| client CPU s | CPU ms a tag | CPU vs ours (cold) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ours_cpu = cpu_per_tag(r, ours)
     for name, s in rows:
         if s is None:
             continue
         req = s.get("world_requests", s.get("requests"))
         kinds = s.get("world_by_kind", s.get("by_kind", {}))
+        per_tag = cpu_per_tag(r, s)
         lines.append(f"| {name} | {s['wall_s']:.2f} | {req:,} | {_kinds(kinds)} | {s['wall_s'] / ours['wall_s']:.1f}x "
-                     f"| {req / ours['world_requests']:.2f}x |")
+                     f"| {req / ours['world_requests']:.2f}x | {_client_cpu(s)} | {per_tag:.2f} "
+                     f"| {per_tag / ours_cpu if ours_cpu else 0:.1f}x |")
     return "\n".join(lines)
+
+
+def _client_cpu(s: dict) -> str:
+    """A crawler run's CPU; a skopeo loop's skopeo processes (and, after the slash, the whole loop's)."""
+    if "skopeo_cpu_s" in s:
+        return f"{s['skopeo_cpu_s']:.2f} / {s['cpu_s']:.2f}"
+    return f"{s['cpu_s']:.2f}"
 
 
 def postgres_table(r: dict) -> str:
@@ -753,6 +881,8 @@ def render_text(r: dict, ts: list[Target]) -> str:
                        for o, c in world["counts"].items())
            + f". Churn: {r.get('churn')}", "",
            f"Command: `{r['command']}`", "", "## Scenarios", table(r), ""]
+    if r.get("floor"):
+        out += ["## Crawler CPU against the bare-aiohttp floor (the same requests replayed)", floor_table(r), ""]
     if r.get("side_by_side"):
         out += [f"## Side by side ({r['args']['sample']}-package sample org)", side_table(r), ""]
     if r.get("postgres"):
@@ -1000,9 +1130,10 @@ def _main(a, argv, state, work, results, say, pg) -> int:
 
         # py-spy samples the cold sync from outside (--nonblocking: the crawler is never paused).
         spy = work / "cold.pyspy.txt" if a.profile == "py-spy" else None
-        cold = crawl("cold", profile=spy)
+        cold = crawl("cold", profile=spy, record=work / "cold.requests.jsonl")
         results["profile"], cold.profile = cold.profile, None
         scen["cold"] = asdict(cold)
+        results["floor"] = {"cold": floor_of(world, work, "cold", a, say)}
         # PostgreSQL right after SQLite, on the same world: the same requests
         pg_db = pg.database("bench") if pg else None
         pg_scen: dict[str, dict] = {}
@@ -1018,7 +1149,8 @@ def _main(a, argv, state, work, results, say, pg) -> int:
         if pg:
             pg_scen["churn"] = asdict(crawl("pg-churn", db=pg_db))
             results["postgres"] = {"scenarios": pg_scen}
-        scen["full"] = asdict(crawl("full", full=True))
+        scen["full"] = asdict(crawl("full", full=True, record=work / "full.requests.jsonl"))
+        results["floor"]["full"] = floor_of(world, work, "full", a, say)
         results["scenarios"] = scen
         if a.sample:
             side: dict = {}

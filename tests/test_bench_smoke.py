@@ -80,8 +80,24 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert nightly["before_build"]["versions"] == 252 and nightly["before"]["by_kind"]["versions"] == 3
     assert r["churn_versions"]["read"] == churn["by_kind"]["versions"] <= r["churn_versions"]["whole"] - 1
 
+    # The floor replays the crawler's own requests, as the world recorded them: the world saw
+    # what the floor counted, and as many as the crawler made less its POSTs (GraphQL, the
+    # attestations lookups: bodies are not recorded) and its 401 probe (the floor makes its own).
+    for name in ("cold", "full"):
+        floor, run = r["floor"][name], scen[name]
+        record = [json.loads(line) for line in (tmp_path / "state" / "runs" / f"{name}.requests.jsonl").open()]
+        posts = sum(1 for x in record if x["method"] == "POST")
+        probes = sum(1 for x in record if x["status"] == 401)
+        assert floor["exit_code"] == 0 and floor["requests"] == floor["world_requests"], name
+        assert floor["requests"] == run["requests"] - posts - probes + 1, name
+        assert floor["statuses"].get("401", 0) == 1 and set(floor["statuses"]) <= {"200", "307", "401", "404"}, name
+        assert floor["statuses"].get("404", 0) <= run["by_kind"].get("referrers", 0), name  # the referrers probe
+        assert floor["by_kind"]["token"] == run["by_kind"]["token"] and floor["cpu_s"] > 0, name
+    assert loop["skopeo_cpu_s"] > 0 and loop["cpu_s"] >= loop["skopeo_cpu_s"]
+    assert "crawler / floor" in docs.read_text() and "CPU ms a tag" in docs.read_text()
+
     names = [t["name"] for t in r["targets"]]
-    assert len(names) == 12 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert len(names) == 14 and all(isinstance(t["ok"], bool) for t in r["targets"])
     assert next(t for t in r["targets"] if t["name"].startswith("PostgreSQL"))["ok"]
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
     text = docs.read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 
 import pytest
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from crawler.errors import ParseError
 from crawler.headers import (
@@ -199,6 +199,7 @@ def test_rate_limit_github_headers():
         {k.upper(): v for k, v in GITHUB_HEADERS.items()},
         {k.title(): v for k, v in GITHUB_HEADERS.items()},
         CIMultiDict({k.title(): v for k, v in GITHUB_HEADERS.items()}),
+        CIMultiDictProxy(CIMultiDict({k.upper(): v for k, v in GITHUB_HEADERS.items()})),  # aiohttp's
         {k: f"  {v} " for k, v in GITHUB_HEADERS.items()},
     ],
 )

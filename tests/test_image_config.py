@@ -134,6 +134,8 @@ def test_parse_config_digest_and_size_checks():
         ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
         ("2024-05-01T10:11:12", "2024-05-01T10:11:12"),  # no offset: as given
         ("2024-02-30T00:00:00Z", "2024-02-30T00:00:00Z"),  # not a date: as given
+        ("2024-05-01T24:00:00Z", "2024-05-01T24:00:00Z"),  # not a time: as given
+        ("2024-05-01T10:11:12Z ", "2024-05-01T10:11:12Z"),  # the canonical form, after a strip
         ("yesterday", "yesterday"),
         ("", ""),
     ],

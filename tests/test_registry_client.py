@@ -1,10 +1,14 @@
 """The registry client against the real registry behind the ghcr-shaped
 front: challenge once, cache tokens per scope, refresh once on a 401."""
 
+import io
+import json
+
 import pytest
 
+from crawler import logs
 from crawler.errors import AuthError
-from crawler.http import HttpClient
+from crawler.http import HttpClient, origin
 from crawler.registry import RegistryClient
 from crawler.secret import Secret
 
@@ -33,3 +37,41 @@ async def test_a_second_401_after_refresh_is_an_auth_error(world, sample):
         with pytest.raises(AuthError) as info:
             await reg.manifest(f"acme/{app.name}", img.digest, digest=img.digest)
         assert "anonymous pull refused" in str(info.value) and not info.value.fatal
+
+
+@pytest.mark.parametrize(("level", "events"), [("debug", 3), ("info", 0)])
+async def test_one_debug_event_per_exchange_only_when_debug_is_on(world, sample, level, events):
+    """The probe (401), the token, the manifest: one `http` event each at
+    debug, none built at info; never a token or a query string."""
+    app = sample.role("nested")
+    img = sample.tagged("acme", app.name, sorted(app.tags)[0])
+    stream = io.StringIO()
+    logs.configure("json", level, stream=stream)
+    try:
+        async with HttpClient(concurrency=4) as http:
+            reg = RegistryClient(http, world.registry_url, credentials=Secret(world.token))
+            await reg.manifest(f"acme/{app.name}", img.digest, digest=img.digest)
+    finally:
+        logs.configure("json", "warning")
+    exchanges = [e for e in map(json.loads, stream.getvalue().splitlines()) if e["event"] == "http"]
+    assert len(exchanges) == events
+    assert sorted(e["kind"] for e in exchanges) == (["manifest", "manifest", "token"] if events else [])
+    assert sorted(e["status"] for e in exchanges) == ([200, 200, 401] if events else [])
+    assert world.token not in stream.getvalue() and "scope=" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:5000/v2/x", ("http", "127.0.0.1", 5000)),
+        ("https://GHCR.io/v2/", ("https", "ghcr.io", 443)),
+        ("HTTP://ghcr.io/v2/", ("http", "ghcr.io", 80)),
+        ("https://user:pw@Host.example:8443/x?y", ("https", "host.example", 8443)),
+        ("https://host.example:8443/other", ("https", "host.example", 8443)),  # remembered per netloc
+        ("http://[::1]/a", ("http", "::1", 80)),
+        ("https://pkg-containers.githubusercontent.com/ghcr1/blobs/sha256:ab?sig=x", (
+            "https", "pkg-containers.githubusercontent.com", 443)),
+    ],
+)
+def test_origin_is_scheme_host_and_port(url, expected):
+    assert origin(url) == expected

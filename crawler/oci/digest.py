@@ -34,11 +34,19 @@ _REFERRERS_TAG = re.compile(r"(sha256|sha512)-([a-f0-9]+)", re.ASCII)
 _COSIGN_KINDS = {"sig": "signature", "att": "attestation", "sbom": "sbom"}
 
 
+# The constructors themselves: hashlib.new() looks the name up on every call.
+_HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+# A well-formed digest of a registered algorithm, in one match (the common case);
+# anything else goes through the checks below, which say what is wrong.
+_VALID = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}", re.ASCII)
+
+
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
     """``"<algorithm>:<lowercase hex>"`` of ``data`` (sha256 or sha512)."""
-    if algorithm not in _HEX_LENGTH:
+    new = _HASHES.get(algorithm)
+    if new is None:
         raise ParseError(f"unsupported digest algorithm {show(algorithm)}")
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    return f"{algorithm}:{new(data).hexdigest()}"
 
 
 def parse_digest(value: object) -> str:
@@ -52,6 +60,8 @@ def parse_digest(value: object) -> str:
     """
     if not isinstance(value, str):
         raise ParseError(f"digest is not a string: {show(value)}")
+    if _VALID.fullmatch(value) is not None:
+        return value
     match = _DIGEST.fullmatch(value)
     if match is None:
         raise ParseError(f"malformed digest {show(value)}")

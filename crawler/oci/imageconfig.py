@@ -71,6 +71,11 @@ _TIMESTAMP = re.compile(
 )
 
 
+# Whole seconds in UTC (GitHub's form): normalizing returns such text
+# unchanged, a real instant or not (seconds past 59 would be clamped, hence [0-5]).
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\dZ", re.ASCII)
+
+
 def normalize_timestamp(value: str) -> str:
     """RFC 3339 text -> ``YYYY-MM-DDTHH:MM:SSZ`` in UTC; else ``value``.
 
@@ -79,6 +84,8 @@ def normalize_timestamp(value: str) -> str:
     UTC makes both sort and compare as text. Text without an offset, or
     that is not a real instant, is returned unchanged.
     """
+    if isinstance(value, str) and _CANONICAL.fullmatch(value):
+        return value   # already the normal form: parsing would give it back
     match = _TIMESTAMP.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
         return value

@@ -270,14 +270,22 @@ def _descriptor(value: object, where: str) -> Descriptor:
         digest = parse_digest(value.get("digest"))
     except ParseError as exc:
         raise ParseError(f"{where}.digest: {exc}") from exc
+    # Optional fields are read only when present: most descriptors (a layer)
+    # have none, and naming each field for an error that cannot happen cost
+    # more than the checks.
+    size = value.get("size")
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        _size(size, f"{where}.size")
+    urls, annotations, platform, artifact_type = (
+        value.get("urls"), value.get("annotations"), value.get("platform"), value.get("artifactType"))
     return Descriptor(
         media_type=media_type,
         digest=digest,
-        size=_size(value.get("size"), f"{where}.size"),
-        urls=strings(value.get("urls"), f"{where}.urls"),
-        annotations=string_map(value.get("annotations"), f"{where}.annotations"),
-        platform=_platform(value.get("platform"), f"{where}.platform"),
-        artifact_type=optional_str(value.get("artifactType"), f"{where}.artifactType"),
+        size=size,
+        urls=() if urls is None else strings(urls, f"{where}.urls"),
+        annotations=() if annotations is None else string_map(annotations, f"{where}.annotations"),
+        platform=None if platform is None else _platform(platform, f"{where}.platform"),
+        artifact_type=None if artifact_type is None else optional_str(artifact_type, f"{where}.artifactType"),
     )
 
 

@@ -14,7 +14,10 @@ build time and counts), then answers one JSON line per command line:
 - ``{"op": "nightly", "round": 1}`` — ``scale.nightly_build``: one new
   release of the main org's first giant
 - ``{"op": "stats"}`` — requests the fronts saw since the last ``stats``
-  (by kind), and the CPU seconds of the world process and of the registry
+  (by kind), and the CPU seconds of the world process and of the registry;
+  with ``"record": PATH`` also writes them, one JSON line each (front,
+  method, path with query, status), for the benchmark's bare-client floor
+  (``scripts/bench_floor.py``) to replay
 - ``{"op": "stop"}`` (or end of input) — stop and exit
 
 ``RemoteWorld`` is the client side: it starts the process, reads the first
@@ -137,7 +140,7 @@ def serve(args) -> int:
                                          round_no=int(command.get("round", 1)))
                     _reply({"ok": True, "nightly": summary})
                 elif op == "stats":
-                    _reply({"ok": True, **world.call(_stats, world)})
+                    _reply({"ok": True, **world.call(_stats, world, command.get("record"))})
                 else:
                     _reply({"ok": False, "error": f"unknown op {op!r}"})
             except Exception as exc:  # noqa: BLE001 - report to the driver, keep serving
@@ -145,8 +148,10 @@ def serve(args) -> int:
     return 0
 
 
-def _stats(world) -> dict:
+def _stats(world, record: str | None = None) -> dict:
     """Requests each front saw since the last call (then forgotten), and CPU used so far."""
+    if record:
+        _record(world, Path(record))
     by_kind: Counter = Counter()
     for exchange in world.registry_proxy.log:
         by_kind[classify(exchange.method, exchange.path)] += 1
@@ -168,6 +173,17 @@ def _stats(world) -> dict:
         "world_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "registry_cpu_s": round(_cpu_of(world.registry._proc.pid), 2),  # noqa: SLF001
     }
+
+
+def _record(world, path: Path) -> None:
+    """Each of the registry and API fronts' requests in arrival order. The CDN's are
+    left out: their URLs are minted per redirect, so a replay follows the
+    registry's redirect instead of repeating them."""
+    with path.open("w") as out:
+        for front, proxy in (("registry", world.registry_proxy), ("api", world.api_proxy)):
+            for e in proxy.log:
+                out.write(json.dumps({"front": front, "method": e.method, "path": e.path,
+                                      "status": e.status}) + "\n")
 
 
 def _reply(obj: dict) -> None:

@@ -73,14 +73,16 @@ async def test_a_failing_package_rolls_back_alone_while_its_batch_mates_commit(o
     assert await _rows(db, "SELECT COUNT(*) FROM manifests") == [(2,)]
 
 
-async def test_a_batch_that_changes_nothing_commits_nothing(opened, db):
+async def test_an_unchanged_package_in_a_batch_says_so_and_its_mates_still_commit(opened, db):
     owner = await opened.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
-    batch = [(owner, _good("a", 1)), (owner, _good("b", 2))]
-    await opened.writer.apply_packages(batch)
+    await opened.writer.apply_packages([(owner, _good("a", 1)), (owner, _good("b", 2))])
     before = await _rows(db, "SELECT name, last_synced FROM packages ORDER BY name")
-    again = await opened.writer.apply_packages(batch)
-    assert [o.changed for o in again] == [False, False]
-    assert await _rows(db, "SELECT name, last_synced FROM packages ORDER BY name") == before
+    again = await opened.writer.apply_packages([(owner, _good("a", 1)), (owner, _good("c", 3)),
+                                                (owner, _good("b", 2))])
+    assert [o.changed for o in again] == [False, True, False]
+    after = await _rows(db, "SELECT name, last_synced FROM packages ORDER BY name")
+    assert [r for r in after if r[0] != "c"] == before and [r[0] for r in after] == ["a", "b", "c"]
+    assert again[1].tags_opened == 2 and again[0].tags_opened == 0
 
 
 async def test_a_foreign_lock_mid_batch_fails_the_whole_batch_on_postgres(pg_db):

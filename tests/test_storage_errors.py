@@ -93,3 +93,21 @@ def test_store_errors_are_inventory_errors_and_pickle():
     err = storage_error(OSError(errno.EROFS, "Read-only file system"), "/ro/inv.db")
     again = pickle.loads(pickle.dumps(err))
     assert isinstance(again, InventoryError) and again.exit_code == 73 and str(again) == str(err)
+
+
+async def test_a_failed_open_closes_what_it_opened(tmp_path, monkeypatch):
+    """A pragma refused while opening must not leave the write connection's
+    (non-daemon) thread running: the process would never exit."""
+    import threading
+
+    from crawler.store import sqlite as store_sqlite
+
+    async def refuse(conn):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store_sqlite, "_pragmas", refuse)
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(StoreError, match="inventory.db"):
+        await store_sqlite.SQLiteStore.open(tmp_path / "inventory.db")
+    left = [t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon]
+    assert left == []

@@ -147,16 +147,25 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: Path) -> "SQLiteStore":
         path = Path(path)
+        opened: list[aiosqlite.Connection] = []
         try:
             create_private_file(path)
             _prepare(path)
             write = await aiosqlite.connect(path, isolation_level=None)
+            opened.append(write)
             await _pragmas(write)
             read = await aiosqlite.connect(f"file:{path.resolve()}?mode=ro", uri=True,
                                            isolation_level=None)
+            opened.append(read)
             await read.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise storage_error(exc, str(path)) from exc
+        except BaseException as exc:
+            # An open connection's thread is not a daemon: left open, the
+            # process would never exit.
+            for conn in opened:
+                await _close_quietly(conn)
+            if isinstance(exc, (sqlite3.DatabaseError, OSError)):
+                raise storage_error(exc, str(path)) from exc
+            raise
         return cls(path, write, read)
 
     @property
@@ -176,10 +185,14 @@ class SQLiteStore:
 
     async def close(self) -> None:
         for conn in self._connections:
-            try:
-                await conn.close()
-            except (sqlite3.Error, ValueError):
-                pass
+            await _close_quietly(conn)
+
+
+async def _close_quietly(conn: aiosqlite.Connection) -> None:
+    try:
+        await conn.close()
+    except (sqlite3.Error, ValueError):
+        pass
 
 
 class SQLiteReader:

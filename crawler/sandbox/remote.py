@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--giant-tags", type=int, default=2000)
     parser.add_argument("--sample", type=int, default=50, help="packages of the side-by-side org 'sample' (0: none)")
     parser.add_argument("--orgs", type=int, default=1, help="orgs shaped like the main one: OWNER, OWNER2, …")
+    parser.add_argument("--wide", type=int, nargs="*", default=[],
+                        help="orgs 'wideN' of N small packages sharing one pool of content")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added per request, every host")
     parser.add_argument("--connect-latency-ms", type=float, default=20.0, help="added per new connection")
 
@@ -55,6 +57,9 @@ def specs_from(args) -> list[scale.ScaleSpec]:
     specs = [scale.ScaleSpec.org(args.packages, owner=args.owner, giants=args.giants, giant_tags=args.giant_tags)]
     specs += [scale.ScaleSpec.org(args.packages, owner=f"{args.owner}{n}", giants=args.giants,
                                   giant_tags=args.giant_tags) for n in range(2, getattr(args, "orgs", 1) + 1)]
+    if not args.packages:
+        specs = []        # a world of wide orgs only
+    specs += [scale.ScaleSpec.wide(n, owner=f"wide{n}") for n in getattr(args, "wide", [])]
     if args.sample:
         specs.append(scale.ScaleSpec.org(args.sample, owner=SAMPLE_OWNER, giants=0))
     return specs
@@ -175,7 +180,7 @@ class RemoteWorld:
     def __init__(self, directory: str | Path, *, packages: int, sample: int = 50, latency_ms: float = 20.0,
                  connect_latency_ms: float = 20.0, giants: int | None = None, giant_tags: int = 2000,
                  owner: str = "bench", python: str = sys.executable, start_timeout_s: float = 600,
-                 orgs: int = 1) -> None:
+                 orgs: int = 1, wide: tuple[int, ...] = ()) -> None:
         self.dir = Path(directory)
         self.argv = [python, "-m", "crawler.sandbox", "scale", "--dir", str(self.dir), "--owner", owner,
                      "--packages", str(packages), "--sample", str(sample), "--latency-ms", str(latency_ms),
@@ -184,6 +189,8 @@ class RemoteWorld:
             self.argv += ["--giants", str(giants)]
         if orgs > 1:
             self.argv += ["--orgs", str(orgs)]
+        if wide:
+            self.argv += ["--wide", *map(str, wide)]
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}

@@ -21,7 +21,7 @@ import structlog
 from ..config import CrawlConfig
 from ..github import GhVersion, GitHubClient
 from ..errors import NotFoundError, ParseError
-from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, VersionEntry
+from ..model import CacheEntry, MissingChild, PackageRef, PackageResult, StoredPackage, VersionEntry
 from ..oci import (ImageConfig, ImageIndex, ImageManifest, Referrer, api_referrers, content_referrers,
                    cosign_referrers, is_valid_repository)
 from ..registry import RegistryClient
@@ -82,7 +82,11 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
 
 
 async def _unchanged(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> bool:
-    stored = await ctx.reader.stored_package(owner_id, ref.name)
+    return unchanged(await ctx.reader.stored_package(owner_id, ref.name), ref)
+
+
+def unchanged(stored: StoredPackage | None, ref: PackageRef) -> bool:
+    """The listing says the package is as it was synced last: nothing to fetch."""
     return (stored is not None and stored.deleted_at is None and stored.last_synced is not None
             and ref.updated_at is not None and stored.listing_key == ref.listing_key)
 

@@ -239,6 +239,15 @@ class PostgresReader:
             "FROM packages WHERE owner_id = $1 AND name = $2", owner_id, name)
         return StoredPackage(*row) if row else None
 
+    async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        rows = await self._all(
+            "SELECT name, id, updated_at, version_count, visibility, repository, last_synced, deleted_at "
+            "FROM packages WHERE owner_id = $1 AND name = ANY($2::text[])", owner_id, wanted)
+        return {r[0]: StoredPackage(*r[1:]) for r in rows}
+
     async def known_manifests(self, digests: Iterable[str]) -> set[str]:
         return await self._known("manifests", digests)
 

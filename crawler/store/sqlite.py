@@ -202,6 +202,16 @@ class SQLiteReader:
             "FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
         return StoredPackage(*row) if row else None
 
+    async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
+        out: dict[str, StoredPackage] = {}
+        for chunk in _chunks(sorted(set(names))):
+            marks = ",".join("?" * len(chunk))
+            for name, *row in await self._all(
+                    "SELECT name, id, updated_at, version_count, visibility, repository, last_synced, deleted_at "
+                    f"FROM packages WHERE owner_id = ? AND name IN ({marks})", (owner_id, *chunk)):
+                out[name] = StoredPackage(*row)
+        return out
+
     async def known_manifests(self, digests: Iterable[str]) -> set[str]:
         return await self._known("manifests", digests)
 

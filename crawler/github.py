@@ -337,7 +337,8 @@ class GitHubClient:
                     if k not in ahead:
                         ahead[k] = asyncio.ensure_future(fetch(template.url(k), k))
                 chain.advance(next_url)
-                page = await ahead.pop(number)
+                page = await ahead[number]
+                del ahead[number]     # only once done: a walk cancelled while waiting still drops it
         finally:
             await _drop(ahead.values())
         async for page in self._follow(fetch, chain, await fetch(chain.advance(next_url), chain.number)):

@@ -2,7 +2,8 @@
 package's versions, with Link pagination and ETag conditional requests.
 
 Facts (docs/architecture.md "Facts"): `per_page` max 100; follow `Link rel="next"`, never build
-page URLs; a package name containing '/' is sent as %2F (cli/cli#9798); a
+page URLs (the packages listing fetches pages ahead from its `rel="last"`
+URL, but uses each only once the page before it linked exactly that URL); a package name containing '/' is sent as %2F (cli/cli#9798); a
 version's `name` is its digest and `metadata.container.tags` its tags; a 304
 costs nothing against the primary rate limit.
 
@@ -16,6 +17,7 @@ the payload of the one response that carried it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -214,8 +216,9 @@ CacheLookup = Callable[[str], Awaitable[CacheEntry | None]]
 
 class GitHubClient:
     def __init__(self, http: HttpClient, api_url: str, token: Secret | None, *,
-                 cache_lookup: CacheLookup | None = None) -> None:
+                 cache_lookup: CacheLookup | None = None, page_window: int = 1) -> None:
         self.http = http
+        self.page_window = page_window  # packages listing pages fetched at once (1: one by one)
         self.api = api_url.rstrip("/")
         self.token = token
         self.cache_lookup = cache_lookup
@@ -273,7 +276,8 @@ class GitHubClient:
         async for page in self._pages(self.packages_url(owner, kind), kind="discovery",
                                       conditional=conditional, what=f"{kind} '{owner}'",
                                       parse=parse_packages, to_payload=packages_to_payload,
-                                      from_payload=payload_to_packages, per_page=PER_PAGE):
+                                      from_payload=payload_to_packages, per_page=PER_PAGE,
+                                      window=self.page_window):
             yield page
 
     async def versions(self, owner: str, kind: str, package: str, *,
@@ -285,36 +289,66 @@ class GitHubClient:
             yield page
 
     async def _pages(self, url: str, *, kind: str, conditional: bool, what: str, parse, to_payload,
-                     from_payload, per_page: int) -> AsyncIterator[Page]:
-        """Every page, following `Link: rel="next"` exactly as given. The
-        listing is complete only when a page links no next one; anything
-        else (a link back, another host, a page short of `per_page` that
-        links a next one, an end before the page announced as `last`, the
-        page cap) raises IncompleteListingError after the pages read."""
-        seen: set[str] = set()
-        announced_last: str | None = None
-        for number in range(1, MAX_PAGES + 1):
-            seen.add(url)
-            page = await self._page(url, kind=kind, conditional=conditional, what=what, parse=parse,
-                                    to_payload=to_payload, from_payload=from_payload, number=number)
+                     from_payload, per_page: int = PER_PAGE, window: int = 1) -> AsyncIterator[Page]:
+        """Every page, in order. The listing is complete only when a page
+        links no next one; anything else (a link back, another host, a page
+        short of `per_page` that links a next one, an end before the page
+        announced as `last`, the page cap) raises IncompleteListingError
+        after the pages read. With `window` > 1 and a first page whose
+        `rel="last"` is a usable template, up to `window` pages are fetched
+        ahead (`_ahead`); otherwise `Link: rel="next"` is followed one page
+        at a time, exactly as given."""
+        def fetch(page_url: str, number: int) -> Awaitable[Page]:
+            return self._page(page_url, kind=kind, conditional=conditional, what=what, parse=parse,
+                              to_payload=to_payload, from_payload=from_payload, number=number)
+
+        chain = _Chain(self.api, what, url, per_page)
+        first = await fetch(url, 1)
+        template = _PageTemplate.of(first, self.api) if window > 1 else None
+        pages = (self._ahead(fetch, chain, first, template, window) if template
+                 else self._follow(fetch, chain, first))
+        async for page in pages:
             yield page
-            if not page.next_url:
-                if announced_last and not _same_page(url, announced_last):
-                    raise _incomplete(f"the listing ended on page {number} before the page its Link "
-                                      f"announced as last", what)
+
+    async def _follow(self, fetch, chain: "_Chain", page: Page) -> AsyncIterator[Page]:
+        """From `chain`'s current page on, one request at a time: each next
+        URL is the one the previous page's Link gave."""
+        while True:
+            yield page
+            next_url = chain.next_of(page)
+            if next_url is None:
                 return
-            if page.count < per_page:
-                raise _incomplete(f"page {number} holds {page.count} of {per_page} entries but links a "
-                                  f"next page", what)
-            if page.next_url in seen:
-                raise _incomplete(f"the pagination Link of page {number} loops back to a page already read",
-                                  what)
-            if origin(page.next_url) != origin(self.api):
-                raise _incomplete(f"the pagination Link of page {number} points to another host "
-                                  f"({urlsplit(page.next_url).netloc})", what)
-            announced_last = page.last_url or announced_last
-            url = page.next_url
-        raise _incomplete(f"more than {MAX_PAGES} pages", what)
+            page = await fetch(chain.advance(next_url), chain.number)
+
+    async def _ahead(self, fetch, chain: "_Chain", page: Page, template: "_PageTemplate",
+                     window: int) -> AsyncIterator[Page]:
+        """Pages 2..last fetched up to `window` at a time from the `last`
+        URL's template, yielded in order. The rule "follow rel=next" holds in
+        effect: a page is used only once the page before it linked exactly
+        its URL; where a Link differs (the listing grew, or GitHub spells a
+        URL otherwise) the pages fetched ahead are dropped and `_follow`
+        goes on from that Link; the anomalies `chain.next_of` refuses stay
+        errors. A prefetched page's error surfaces only in its turn."""
+        ahead: dict[int, asyncio.Task[Page]] = {}
+        try:
+            while True:
+                yield page
+                next_url = chain.next_of(page)
+                if next_url is None:
+                    return
+                number = chain.number + 1
+                if number > template.last or next_url != template.url(number):
+                    break
+                for k in range(number, min(number + window, template.last + 1)):
+                    if k not in ahead:
+                        ahead[k] = asyncio.ensure_future(fetch(template.url(k), k))
+                chain.advance(next_url)
+                page = await ahead[number]
+                del ahead[number]     # only once done: a walk cancelled while waiting still drops it
+        finally:
+            await _drop(ahead.values())
+        async for page in self._follow(fetch, chain, await fetch(chain.advance(next_url), chain.number)):
+            yield page
 
     async def _page(self, url: str, *, kind, conditional, what, parse, to_payload, from_payload,
                     number: int) -> Page:
@@ -352,6 +386,87 @@ class GitHubClient:
 
 def _incomplete(reason: str, what: str) -> IncompleteListingError:
     return IncompleteListingError(f"{reason}; the listing is incomplete, nothing concluded from it", where=what)
+
+
+class _Chain:
+    """Where a listing's walk is (the URL and number of the page last
+    fetched, every URL fetched, the `last` announced) and the checks every
+    page's `next` Link must pass, whichever way the pages are fetched."""
+
+    def __init__(self, api: str, what: str, url: str, per_page: int = PER_PAGE) -> None:
+        self.api, self.what, self.per_page = api, what, per_page
+        self.url, self.number = url, 1
+        self.seen = {url}
+        self.announced: str | None = None
+
+    def next_of(self, page: Page) -> str | None:
+        """The page after the current one, or None where the listing ends
+        properly; IncompleteListingError for any other end."""
+        number, what = self.number, self.what
+        if not page.next_url:
+            if self.announced and not _same_page(self.url, self.announced):
+                raise _incomplete(f"the listing ended on page {number} before the page its Link "
+                                  f"announced as last", what)
+            return None
+        if page.count < self.per_page:
+            raise _incomplete(f"page {number} holds {page.count} of {self.per_page} entries but links a "
+                              f"next page", what)
+        if page.next_url in self.seen:
+            raise _incomplete(f"the pagination Link of page {number} loops back to a page already read", what)
+        if origin(page.next_url) != origin(self.api):
+            raise _incomplete(f"the pagination Link of page {number} points to another host "
+                              f"({urlsplit(page.next_url).netloc})", what)
+        if number >= MAX_PAGES:
+            raise _incomplete(f"more than {MAX_PAGES} pages", what)
+        self.announced = page.last_url or self.announced
+        return page.next_url
+
+    def advance(self, url: str) -> str:
+        self.url, self.number = url, self.number + 1
+        self.seen.add(url)
+        return url
+
+
+@dataclass(frozen=True, slots=True)
+class _PageTemplate:
+    """A listing's page URLs built from its first page's `rel="last"`: that
+    URL with only the value of its one `page` parameter changed."""
+
+    before: str
+    after: str
+    last: int
+
+    @classmethod
+    def of(cls, first: Page, api: str) -> "_PageTemplate | None":
+        """The template, or None (follow the Links one by one) unless `last`
+        is on the API's origin, has exactly one decimal `page` parameter
+        past 1, and the first page's `next` is exactly its page 2."""
+        last_url, next_url = first.last_url, first.next_url
+        if not last_url or not next_url or origin(last_url) != origin(api) or "#" in last_url:
+            return None
+        base, sep, query = last_url.partition("?")
+        params = query.split("&") if sep else []
+        at = [i for i, p in enumerate(params) if p.startswith("page=")]
+        if len(at) != 1 or not params[at[0]][5:].isdigit() or not params[at[0]][5:].isascii():
+            return None
+        last = int(params[at[0]][5:])
+        template = cls(f"{base}?{'&'.join(params[:at[0]] + [''])}page=",
+                       "".join("&" + p for p in params[at[0] + 1:]), last)
+        if not 2 <= last <= MAX_PAGES or template.url(2) != next_url:
+            return None
+        return template
+
+    def url(self, number: int) -> str:
+        return f"{self.before}{number}{self.after}"
+
+
+async def _drop(tasks) -> None:
+    """Cancel pages fetched ahead that will not be used, and wait for them
+    (their errors are no one's: the page before them ended the walk)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _same_page(url: str, other: str) -> bool:

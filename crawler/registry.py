@@ -114,6 +114,16 @@ class RegistryClient:
         scope, cached): only then does the lower bound count tokens."""
         return self.realm is not None
 
+    def forget(self, repo: str) -> None:
+        """Drop a repository's token and lock once its package is done. A run
+        asks each repository once, so keeping them would grow with the org
+        (docs/benchmarks.md, finding 4); a token still being fetched stays."""
+        scope = _pull(repo)
+        lock = self._token_locks.get(scope)
+        if lock is None or not lock.locked():
+            self._token_locks.pop(scope, None)
+            self._tokens.pop(scope, None)
+
     # -- auth ---------------------------------------------------------------------
 
     async def _token(self, scope: str, *, refresh: bool = False, stale: str | None = None) -> str | None:

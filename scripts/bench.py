@@ -705,6 +705,7 @@ def targets(r: dict, a) -> list[Target]:
     out.append(Target("writer >= 20,000 tag rows/s, tags only with the content stored (issue 17)",
                       w["tags"]["tag_rows_per_s"] >= 20_000,
                       f"{w['tags']['tag_rows_per_s']:,} tag rows/s ({w['tags']['tag_rows']:,} tags moved)"))
+    out += wide_targets(r, a)
     pg = r.get("postgres")
     if pg:
         same = {k: (scen[k]["requests"], pg["scenarios"][k]["requests"]) for k in pg["scenarios"]}
@@ -738,6 +739,51 @@ def skopeo_cpu_target(r: dict) -> "Target | None":
     theirs = cpu_per_tag(r, side["skopeo_P8"])
     return Target("client CPU per tag: crawler vs skopeo (sample, cold)", bool(ours) and ours < theirs,
                   f"crawler {ours:.2f} ms a tag; " + "; ".join(parts))
+
+
+def wide_bench(state: Path, work: Path, a, say) -> dict:
+    """The wide orgs (`ScaleSpec.wide`: many small packages over one pool
+    of content), both in one world: a cold sync and a no-op of each, so
+    peak RSS and the no-op's wall are compared across org size alone."""
+    sizes = [n for n in (a.wide_small, a.wide) if n]
+    wide_dir = state / f"wide{'-'.join(map(str, sizes))}"
+    say(f"world: wide orgs of {', '.join(f'{n:,}' for n in sizes)} packages in {wide_dir}")
+    out: dict = {}
+    with RemoteWorld(wide_dir, packages=0, sample=0, latency_ms=a.latency_ms,
+                     connect_latency_ms=a.connect_latency_ms, wide=tuple(sizes)) as world:
+        out["world"] = {"counts": world.info["counts"], "build_seconds": world.info["build_seconds"],
+                        "built": world.info["built"]}
+        say(f"wide world ready: {'built' if world.info['built'] else 'reused'} in {world.info['build_seconds']} s")
+        for n in sizes:
+            db = work / f"wide{n}.db"
+            for phase in ("cold", "noop"):
+                run = run_crawler(world, work, f"wide{n}-{phase}", db, f"wide{n}", concurrency=a.concurrency)
+                say(f"wide{n}-{phase}: {run.status}, {run.requests} requests (LB {run.lower_bound}), "
+                    f"{run.wall_s:.2f} s, {run.peak_rss_mb:.0f} MB")
+                out[f"{n}_{phase}"] = asdict(run)
+    return out
+
+
+def wide_targets(r: dict, a) -> list[Target]:
+    w = r.get("wide")
+    if not w or f"{getattr(a, 'wide', 0)}_cold" not in w:    # runs from before the wide orgs have none
+        return []
+    big, noop = w[f"{a.wide}_cold"], w[f"{a.wide}_noop"]
+    rss = max(big["peak_rss_mb"], noop["peak_rss_mb"])
+    out = [Target(f"peak RSS <= 150 MB at {a.wide:,} packages", rss <= 150,
+                  f"cold {big['peak_rss_mb']:.0f} MB, no-op {noop['peak_rss_mb']:.0f} MB")]
+    small = w.get(f"{a.wide_small}_cold")
+    if small:
+        growth = big["peak_rss_mb"] / small["peak_rss_mb"] - 1
+        out.append(Target(f"RSS +<=10 % from {a.wide_small:,} to {a.wide:,} packages", growth <= 0.10,
+                          f"cold {small['peak_rss_mb']:.0f} MB -> {big['peak_rss_mb']:.0f} MB = "
+                          f"{100 * growth:+.0f} % (wide orgs: the same package shapes, only more of them)"))
+    only = set(noop["by_kind"]) <= {"discovery"} and noop["not_modified"] == noop["requests"]
+    out.append(Target(f"no-op of {a.wide:,} packages < 2 s at {a.latency_ms:g} ms", only and noop["wall_s"] < 2.0,
+                      f"{noop['requests']} discovery pages, {noop['not_modified']} 304, wall {noop['wall_s']:.2f} s, "
+                      f"engine {noop['engine_s']:.2f} s; cold {big['requests']:,} requests "
+                      f"(LB {big['lower_bound']:,}) in {big['wall_s']:.0f} s"))
+    return out
 
 
 def plan_lower_bound(counts: dict, graphql: int = 0) -> int:
@@ -1064,6 +1110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve-only", action="store_true", help="only the serve scenarios")
     p.add_argument("--postgres", choices=("yes", "no"), default="yes",
                    help="also run cold/no-op/churn, the writer and three concurrent crawlers on PostgreSQL")
+    p.add_argument("--wide", type=int, default=10_000,
+                   help="packages of the wide org (shared content): cold and no-op, peak RSS (0: skip)")
+    p.add_argument("--wide-small", type=int, default=1_000, help="the wide org it is compared with")
+    p.add_argument("--wide-only", action="store_true", help="only the wide-org scenarios")
     p.add_argument("--concurrent-packages", type=int, default=None,
                    help="packages per owner of the three-crawler comparison (default --packages / 3; 0: skip)")
     a = p.parse_args(argv)
@@ -1075,6 +1125,18 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             Path(a.json).write_text(json.dumps({"serve": r}, indent=1))
         return 0
+    if a.connect_latency_ms is None:
+        a.connect_latency_ms = a.latency_ms
+    if a.wide_only:
+        work = Path(a.state_dir) / "runs-wide"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        r = {"wide": wide_bench(Path(a.state_dir), work, a, lambda text: print(f"bench: {text}", file=sys.stderr,
+                                                                                 flush=True))}
+        print("\n".join(f"{'✓' if t.ok else '✗'} {t.name}: {t.detail}" for t in wide_targets(r, a)))
+        if a.json:
+            Path(a.json).write_text(json.dumps(r, indent=1, default=str))
+        return 0
     if a.from_json:
         results = json.loads(Path(a.from_json).read_text())
         args = argparse.Namespace(**results["args"])
@@ -1084,8 +1146,6 @@ def main(argv: list[str] | None = None) -> int:
         if a.docs:
             write_docs(Path(a.docs), results, text)
         return 0
-    if a.connect_latency_ms is None:
-        a.connect_latency_ms = a.latency_ms
     if a.profile == "py-spy" and py_spy() is None:
         print("bench: py-spy not found (pip install -e '.[bench]'); no profile", file=sys.stderr)
         a.profile = "none"
@@ -1201,6 +1261,8 @@ def _main(a, argv, state, work, results, say, pg) -> int:
             say(f"three crawlers: {c['three_crawlers']['wall_s']} s vs one crawler {c['one_crawler']['wall_s']} s")
     if a.nightly_versions:
         results["nightly"] = nightly_bench(a, state, work, say)
+    if a.wide:
+        results["wide"] = wide_bench(state, work, a, say)
     if a.serve_singles:
         say(f"serve: {a.serve_singles} single pushes, a burst of {a.serve_burst} events across "
             f"{a.serve_burst_packages} packages")

@@ -28,7 +28,8 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
            "--packages", "6", "--giants", "1", "--giant-tags", "120", "--small", "3", "--sample", "2",
            "--latency-ms", "1", "--concurrency", "8", "--skopeo-sequential", "no", "--profile", "none",
            "--writer-packages", "4", "--writer-tags", "20", "--json", str(out), "--docs", str(docs),
-           "--serve-singles", "2", "--serve-burst", "6", "--serve-burst-packages", "3", "--nightly-versions", "250"]
+           "--serve-singles", "2", "--serve-burst", "6", "--serve-burst-packages", "3", "--nightly-versions", "250",
+           "--wide", "12", "--wide-small", "4"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = json.loads(out.read_text())
@@ -57,6 +58,13 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert side["registry_noop"]["requests"] > side["ours_noop"]["requests"] == 1
     assert r["small_cold"]["status"] == "ok" and r["small_cold"]["images"] == r["small_world"]["counts"]["bench"]["digests"]
     assert r["writer"]["cold"]["tag_rows"] == r["writer"]["tags"]["tag_rows"] == 80
+
+    wide = r["wide"]
+    for n in (4, 12):
+        cold, noop = wide[f"{n}_cold"], wide[f"{n}_noop"]
+        assert (cold["status"], cold["exit_code"], cold["packages_failed"]) == ("ok", 0, 0), n
+        assert cold["images"] == wide["world"]["counts"][f"wide{n}"]["digests"]
+        assert noop["by_kind"] == {"discovery": 1} and noop["not_modified"] == 1 and noop["peak_rss_mb"] > 0
 
     serve = r["serve"]
     assert (serve["single"]["events"], serve["single"]["syncs"]) == (2, 2)
@@ -97,7 +105,7 @@ def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
     assert "crawler / floor" in docs.read_text() and "CPU ms a tag" in docs.read_text()
 
     names = [t["name"] for t in r["targets"]]
-    assert len(names) == 14 and all(isinstance(t["ok"], bool) for t in r["targets"])
+    assert len(names) == 17 and all(isinstance(t["ok"], bool) for t in r["targets"])
     assert next(t for t in r["targets"] if t["name"].startswith("PostgreSQL"))["ok"]
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
     text = docs.read_text()

@@ -4,6 +4,8 @@ does not end as the protocol says (a loop, another host) refused."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -153,3 +155,159 @@ async def test_malformed_entries_are_skipped_with_their_reason():
     assert page.skipped[0].startswith("org 'acme' (/orgs/acme/packages) [item 1]")   # says where
     cached, _, _ = payload_to_packages(page.cache.payload)       # a 304 replays the skips too
     assert cached.skipped == page.skipped
+
+
+# --- pages fetched ahead from rel="last" (GitHubClient(page_window=N)) -------------------------------
+
+ORG = f"{API}/organizations/1/packages?package_type=container&per_page=100"
+
+
+def nth(k: int) -> str:
+    return f"{ORG}&page={k}"
+
+
+def github_link(k: int, last: int) -> dict:
+    """The Link GitHub sends on page k of `last` (prev, next, last, first as they apply)."""
+    links = ([f'<{nth(k - 1)}>; rel="prev"'] if k > 1 else []) + (
+        [f'<{nth(k + 1)}>; rel="next"', f'<{nth(last)}>; rel="last"'] if k < last else []) + (
+        [f'<{nth(1)}>; rel="first"'] if k > 1 else [])
+    return {**JSON, "Link": ", ".join(links)} if links else JSON
+
+
+def org_of(http: FakeHttp, last: int, *, tail: int = 7) -> None:
+    """An org of `last` pages answered as GitHub does: full pages, then `tail` entries."""
+    http.answer(FIRST, 200, {**github_link(1, last), "ETag": '"p1"'}, full("p1-"))
+    for k in range(2, last + 1):
+        body = full(f"p{k}-") if k < last else orjson.dumps([pkg(f"end{i}", i) for i in range(tail)])
+        http.answer(nth(k), 200, {**github_link(k, last), "ETag": f'"p{k}"'}, body)
+
+
+class Overlapping(FakeHttp):
+    """Answers a page past the first only while `together` such requests are
+    in flight at once, the latest first: a client that fetched them one by
+    one would never be answered (the wait is bounded), and one that yielded
+    pages in the order they arrived would yield them backwards."""
+
+    def __init__(self, together: int) -> None:
+        super().__init__()
+        self.together = together
+        self.waiting: list = []
+
+    async def request(self, method, url, **kw):
+        if url != FIRST:
+            arrived = asyncio.get_running_loop().create_future()
+            self.waiting.append(arrived)
+            if len(self.waiting) == self.together:
+                for future in reversed(self.waiting):
+                    future.set_result(None)
+                self.waiting = []
+            await asyncio.wait_for(arrived, 5)
+        return await super().request(method, url, **kw)
+
+
+async def test_pages_past_the_first_are_fetched_together_and_yielded_in_order():
+    http = Overlapping(together=4)
+    org_of(http, 5)
+    got = await pages(GitHubClient(http, API, None, page_window=4))
+    assert [p.items[0].name for p in got] == ["p1-0", "p2-0", "p3-0", "p4-0", "end0"]
+    assert sorted(url for _, url, _ in http.sent) == sorted([FIRST] + [nth(k) for k in range(2, 6)])
+
+
+class Counting(FakeHttp):
+    """Records how many requests were in flight at once (each yields to the loop twice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inflight = self.peak = 0
+
+    async def request(self, method, url, **kw):
+        self.inflight += 1
+        self.peak = max(self.peak, self.inflight)
+        for _ in range(2):
+            await asyncio.sleep(0)
+        self.inflight -= 1
+        return await super().request(method, url, **kw)
+
+
+async def test_no_more_pages_than_the_window_are_in_flight():
+    http = Counting()
+    org_of(http, 12)
+    got = await pages(GitHubClient(http, API, None, page_window=3))
+    assert len(got) == 12 and http.peak == 3 and len(http.sent) == 12
+
+
+async def test_a_304_no_op_costs_exactly_the_listing_pages():
+    first = FakeHttp()
+    org_of(first, 6)
+    fresh = await pages(GitHubClient(first, API, None, page_window=8))
+    cached = {p.cache.url: p.cache for p in fresh}
+
+    async def lookup(url):
+        return cached.get(url)
+
+    http = FakeHttp()
+    for url, entry in cached.items():
+        http.answer(url, 304, {"ETag": entry.etag})
+    got = await pages(GitHubClient(http, API, None, cache_lookup=lookup, page_window=8))
+    assert len(http.sent) == 6 and all(p.not_modified for p in got)
+    assert [h["If-None-Match"] for _, _, h in http.sent] == [f'"p{k}"' for k in range(1, 7)]
+    assert [p.items[0].name for p in got] == [p.items[0].name for p in fresh]
+
+
+@pytest.mark.parametrize("fault, text, third", [
+    ("loop", "loops back", "x0"),
+    ("short", "holds 10 of 100 entries", "s0"),
+    ("shrunk", "before the page its Link announced as last", "x0"),
+    ("refused", "at most 10,000", "p3-0"),
+])
+async def test_anomalies_fetched_ahead_stay_incomplete_listings(fault, text, third):
+    http = FakeHttp()
+    org_of(http, 5)
+    if fault == "loop":
+        http.answers[nth(3)] = [(200, {**JSON, "Link": f'<{nth(2)}>; rel="next"'}, full("x"))]
+    elif fault == "short":
+        http.answers[nth(3)] = [(200, github_link(3, 5), orjson.dumps([pkg(f"s{i}", i) for i in range(10)]))]
+    elif fault == "shrunk":
+        http.answers[nth(3)] = [(200, github_link(3, 3), full("x"))]      # now the last page
+    else:
+        http.answers[nth(4)] = [(400, JSON, b'{"message": "Pagination is limited for this resource."}')]
+    seen = []
+    with pytest.raises(IncompleteListingError, match=text):
+        async for page in GitHubClient(http, API, None, page_window=4).packages("acme", "org"):
+            seen.append(page)
+    assert [p.items[0].name for p in seen] == ["p1-0", "p2-0", third]    # the pages before it, in order
+
+
+async def test_a_listing_that_grew_is_followed_past_the_announced_last():
+    http = FakeHttp()
+    org_of(http, 3)
+    http.answers[nth(3)] = [(200, github_link(3, 4), full("p3-"))]
+    http.answer(nth(4), 200, github_link(4, 4), orjson.dumps([pkg("new")]))
+    got = await pages(GitHubClient(http, API, None, page_window=8))
+    assert [p.items[0].name for p in got] == ["p1-0", "p2-0", "p3-0", "new"]
+
+
+async def test_a_link_other_than_the_template_is_followed_and_the_pages_ahead_dropped():
+    http = FakeHttp()
+    org_of(http, 3)
+    elsewhere = f"{API}/organizations/1/packages?per_page=100&package_type=container&page=3"
+    http.answers[nth(2)] = [(200, {**JSON, "Link": f'<{elsewhere}>; rel="next"'}, full("p2-"))]
+    http.answer(elsewhere, 200, JSON, orjson.dumps([pkg("there")]))
+    http.answers[nth(3)] = [(500, JSON, b"{}")]                # fetched ahead, never used
+    got = await pages(GitHubClient(http, API, None, page_window=8))
+    assert [p.items[0].name for p in got] == ["p1-0", "p2-0", "there"]
+
+
+@pytest.mark.parametrize("last", [
+    "https://evil.example/organizations/1/packages?package_type=container&per_page=100&page=3",
+    f"{API}/organizations/2/packages?package_type=container&per_page=100&page=3",     # a foreign template
+    f"{API}/organizations/1/packages?package_type=container&per_page=100&page=3&page=3",
+    f"{API}/organizations/1/packages?package_type=container&per_page=100&page=%33",
+])
+async def test_a_last_link_that_is_no_template_means_following_next_links(last):
+    http = FakeHttp()
+    org_of(http, 3)
+    http.answers[FIRST] = [(200, {**JSON, "Link": f'<{nth(2)}>; rel="next", <{last}>; rel="last"'}, full("p1-"))]
+    got = await pages(GitHubClient(http, API, None, page_window=8))
+    assert [p.items[0].name for p in got] == ["p1-0", "p2-0", "end0"]
+    assert [url for _, url, _ in http.sent] == [FIRST, nth(2), nth(3)]    # each Link, in turn, only ours

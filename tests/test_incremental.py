@@ -2,6 +2,7 @@
 history, deletions and restores, --full repair, the lock, `status` — in
 both stores (the `store` parameter: SQLite and PostgreSQL)."""
 
+import asyncio
 import json
 import os
 import signal
@@ -11,6 +12,9 @@ import time
 
 import pytest
 
+from crawler.config import database_password, load_config
+from crawler.engine.wiring import registry_host
+from crawler.store import open_store
 from tests.support import execute, hold_sync_lock, integrity_ok, last_run, rows, run_cli, write_config
 
 
@@ -160,3 +164,31 @@ def test_sigterm_stops_promptly_and_records_interrupted(world, fresh_owner, tmp_
     assert run["status"] == "interrupted" and run["finished_at"] is not None
     assert "stopping" in rest
     assert integrity_ok(db)
+
+
+def test_unchanged_packages_are_told_from_one_store_query_per_listing_page(world, org):
+    owner, config, db = org
+    world.builder.push_image(owner, "other", tags=["x"], seed=21)        # one package changes
+    assert run_cli(config, "sync") == 0
+    run = last_run(db)
+    assert (run["packages_changed"], run["packages_skipped"]) == (1, 2)
+    assert json.loads(run["requests_by_kind"])["versions"] == 1          # only the changed one is listed
+    assert run_cli(config, "sync") == 0
+    run = last_run(db)
+    assert (run["packages_changed"], run["packages_skipped"]) == (0, 3)
+    assert json.loads(run["requests_by_kind"]) == {"discovery": 1}
+    assert asyncio.run(stored_both_ways(config, owner, ["app", "other", "multi", "absent"])) == 3
+
+
+async def stored_both_ways(config, owner: str, names: list[str]) -> int:
+    """`stored_packages` (one query) agrees with `stored_package` (one each); how many it found."""
+    cfg = load_config(config)
+    store = await open_store(cfg.database, database_password(cfg.database, cfg.source))
+    try:
+        owner_id = await store.writer.ensure_owner(registry_host(cfg), owner, "org", "rest")
+        many = await store.reader.stored_packages(owner_id, names)
+        assert many == {n: s for n in names if (s := await store.reader.stored_package(owner_id, n))}
+        assert all(s.last_synced for s in many.values())
+        return len(many)
+    finally:
+        await store.close()

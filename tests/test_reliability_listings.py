@@ -28,6 +28,10 @@ RELIABILITY = [
         "an end before the announced last page) or answering 400 past its page cap",
         "the owner's listing is incomplete: one error line (exit 1), the packages listed still sync, "
         "no deletion concluded", test="test_anomalous_packages_listing_concludes_nothing"),
+    Row("packages-last", "GitHub's packages listing whose first page's `rel=\"last\"` points to another host "
+        "or is no template of its `next` link (pages are otherwise fetched ahead from it)",
+        "the `next` links are followed one by one, only to the API's host; the listing is complete and "
+        "concludes its deletion", test="test_a_last_link_that_is_no_template_is_not_used"),
     Row("versions-loop", "a package-versions listing whose `Link` loops back to itself",
         "that package fails; the owner's other packages commit; no tag of it closed",
         test="test_versions_listing_loop_fails_only_that_package"),
@@ -131,6 +135,42 @@ def test_anomalous_packages_listing_concludes_nothing(world, big_org, tmp_path, 
     assert summary.packages_deleted == 0 and deleted(db, owner) == []
     assert summary.packages_changed + summary.packages_skipped > 0   # what was listed still synced
     assert integrity_ok(db)
+
+
+def own_budget(world) -> str:
+    """A token with its own rate budget: two syncs of 250 packages would eat the session token's."""
+    return world.add_token(scopes=("read:packages", "repo"))
+
+
+@pytest.mark.parametrize("last", ["https://elsewhere.example/organizations/{id}/packages?page=3",
+                                  "/orgs/someone-else/packages?package_type=container&per_page=100&page=3"])
+def test_a_last_link_that_is_no_template_is_not_used(world, big_org, tmp_path, last):
+    owner, org_id, names = big_org
+    token = own_budget(world)
+    config = write_config(world, tmp_path, [(owner, "org")])
+    assert run_engine(config, token).exit_code == 0
+    world.builder.delete_package(owner, names[0])
+    url = last.format(id=org_id) if last.startswith("https:") else world.api_proxy.url + last
+    world.api_proxy.inject("relink", path=rf"/orgs/{owner}/packages\?", url=url, times=FOREVER)
+    mark = len(world.api_proxy.log)
+    summary = run_engine(config, token, full=True)
+    assert summary.exit_code == 0, summary.errors
+    assert summary.packages_deleted == 1 and deleted(tmp_path / "inventory.db", owner) == [names[0]]
+    listing = [e.path for e in world.api_proxy.log[mark:] if "/packages?" in e.path]
+    assert len(listing) == 3 and "someone-else" not in "".join(listing)   # the next links, nothing else
+
+
+def test_a_no_op_costs_the_listing_pages_fetched_ahead(world, big_org, tmp_path):
+    owner, org_id, _ = big_org
+    token = own_budget(world)
+    config = write_config(world, tmp_path, [(owner, "org")])
+    assert run_engine(config, token).exit_code == 0
+    mark = len(world.api_proxy.log)
+    summary = run_engine(config, token)
+    assert summary.exit_code == 0 and summary.packages_changed == 0
+    sent = world.api_proxy.log[mark:]
+    assert [e.status for e in sent] == [304, 304, 304]                  # the three pages, nothing more
+    assert sorted(e.path.rsplit("page=", 1)[-1] for e in sent[1:]) == ["2", "3"]
 
 
 def test_versions_listing_loop_fails_only_that_package(world, fresh_owner, tmp_path, token):

@@ -23,7 +23,7 @@ from ..secret import redact
 from .policy import Ends, Stage, ends
 from .state import Hold, RunState
 from .wiring import Clients
-from .worker import WorkerContext, sync_package
+from .worker import WorkerContext, sync_package, unchanged, use_versions_listing
 from .writer import Writer
 
 log = structlog.get_logger("crawler.engine")
@@ -73,7 +73,7 @@ class OwnerPipeline:
             async for refs in discover(o, self.scope, self.listing, github=self.clients.github,
                                        registry=self.clients.registry, graphql_client=graphql,
                                        conditional=not self.state.full):
-                for ref in refs:
+                for ref in await self._to_fetch(refs):
                     if self.state.stopping:
                         break
                     self.state.total += 1
@@ -89,6 +89,25 @@ class OwnerPipeline:
         # a put on the full queue would wait forever.
         for _ in range(self.workers):
             await self.queue.put(None)
+
+    async def _to_fetch(self, refs: list[PackageRef]) -> list[PackageRef]:
+        """The refs of a discovery page that a worker must look at. The ones
+        whose listing says they are as synced last are counted as skipped
+        here, from one store query for the page, instead of one query each
+        in the workers: a no-op of a large org is then its listing pages."""
+        state, crawl = self.state, self.ctx.crawl
+        listed = [r for r in refs if use_versions_listing(r, crawl)]
+        if state.full or not listed:
+            return refs
+        stored = await self.ctx.reader.stored_packages(self.owner_id, [r.name for r in listed])
+        fetch = [r for r in refs if not (use_versions_listing(r, crawl) and unchanged(stored.get(r.name), r, crawl))]
+        skipped = len(refs) - len(fetch)
+        if skipped and not state.stopping:
+            state.total += skipped
+            state.summary.packages_seen += skipped
+            state.summary.packages_skipped += skipped
+            self.report()
+        return fetch
 
     async def _work(self, owner_id: int) -> None:
         state = self.state
@@ -108,6 +127,8 @@ class OwnerPipeline:
                     raise
                 await self._package_failed(ref, exc)
                 continue
+            finally:
+                self.ctx.registry.forget(ref.repository_path)   # its requests are over
             state.unreachable_streak = 0
             if result is not None:
                 await self._report_missing(ref, result)

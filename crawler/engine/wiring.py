@@ -76,7 +76,8 @@ class Clients:
         self._config = config
         self._creds = creds
         self.registry = registry_client(config, creds, http, clocks, facts=facts, save_facts=save_facts)
-        self.github = GitHubClient(http, config.github.api_url, creds.github, cache_lookup=reader.cache_lookup)
+        self.github = GitHubClient(http, config.github.api_url, creds.github, cache_lookup=reader.cache_lookup,
+                                   page_window=config.crawl.concurrency)
         self._graphql: GraphQLClient | None = None
 
     def graphql(self) -> GraphQLClient | None:

@@ -86,20 +86,25 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
 
 
 async def _unchanged(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> bool:
-    stored = await ctx.reader.stored_package(owner_id, ref.name)
+    return unchanged(await ctx.reader.stored_package(owner_id, ref.name), ref, ctx.crawl)
+
+
+def unchanged(stored: StoredPackage | None, ref: PackageRef, crawl: CrawlConfig) -> bool:
+    """The listing says the package is as it was synced last, and no whole
+    listing is due: nothing to fetch."""
     return (stored is not None and stored.deleted_at is None and stored.last_synced is not None
             and ref.updated_at is not None and stored.listing_key == ref.listing_key
-            and not _whole_listing_due(ctx, stored))
+            and not _whole_listing_due(crawl, stored))
 
 
-def _whole_listing_due(ctx: WorkerContext, stored: StoredPackage) -> bool:
+def _whole_listing_due(crawl: CrawlConfig, stored: StoredPackage) -> bool:
     """A package committed from a listing cut short since its last whole one
     is listed whole once that is `full_listing_interval_s` old, changed or
     not: what no stop rule sees (a new tag on an old version, hidden behind a
     newer build) is recorded at most that late."""
     listed = _epoch(stored.full_listed_at)
     return (listed is not None and (stored.last_synced or "") > (stored.full_listed_at or "")
-            and time.time() - listed >= ctx.crawl.full_listing_interval_s > 0)
+            and time.time() - listed >= crawl.full_listing_interval_s > 0)
 
 
 async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: PackageRef

@@ -41,6 +41,8 @@ never revives the honest page.
 - ``shrink`` [keep=half, drop_next=False] — only the first ``keep`` items; the
   ``Link`` stays as it was (items skipped silently), or with ``drop_next`` loses
   ``next`` and ``last`` (the listing looks finished)
+- ``relink`` [rel="last", url] — the page's ``rel`` link set to ``url``
+  verbatim (added at the end if the page had none), the others kept
 - ``bad_item`` [index=0, variant="no_name", item] — one item replaced by an
   invalid one, the others intact. Variants for objects (GitHub packages or
   versions): ``no_name`` (``name`` removed), ``bad_name`` (whitespace and
@@ -70,7 +72,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 PRE_KINDS = frozenset({"status", "retry_after", "retry_after_body", "secondary_limit", "denied", "reset"})
-LISTING_KINDS = frozenset({"loop_link", "shrink", "bad_item"})
+LISTING_KINDS = frozenset({"loop_link", "shrink", "bad_item", "relink"})
 BODY_KINDS = frozenset({"truncate", "malformed_json", "wrong_digest", "corrupt_body"}) | LISTING_KINDS
 KINDS = frozenset({"latency"}) | PRE_KINDS | BODY_KINDS
 FOREVER = math.inf  # ``times=FOREVER``: fire on every matching request until cleared
@@ -130,6 +132,8 @@ class FaultTable:
             raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(KINDS)}")
         if kind == "bad_item" and "item" not in params and params.get("variant", "no_name") not in BAD_ITEM_VARIANTS:
             raise ValueError(f"unknown bad_item variant {params['variant']!r}; one of {BAD_ITEM_VARIANTS}")
+        if kind == "relink" and not isinstance(params.get("url"), str):
+            raise ValueError("relink needs url, the link's new target")
         if kind == "loop_link" and "url" not in params:
             to_page = params.get("to_page", 1)
             if to_page not in ("first", "self") and not (isinstance(to_page, int) and to_page >= 1):
@@ -343,6 +347,10 @@ def spoil_listing(fault: Fault, headers: CIMultiDict, doc, loop_target: str | No
         del items[max(0, keep):]
         if p.get("drop_next"):
             links = [link for link in links if link[1] not in ("next", "last")]
+    elif fault.kind == "relink":
+        rel = p.get("rel", "last")
+        at = next((i for i, link in enumerate(links) if link[1] == rel), len(links))
+        links[at:at + 1] = [(p["url"], rel)]
     elif fault.kind == "bad_item":
         index = int(p.get("index", 0))
         items[index] = p["item"] if "item" in p else bad_item(items[index], p.get("variant", "no_name"))

@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--giant-tags", type=int, default=2000)
     parser.add_argument("--sample", type=int, default=50, help="packages of the side-by-side org 'sample' (0: none)")
     parser.add_argument("--orgs", type=int, default=1, help="orgs shaped like the main one: OWNER, OWNER2, …")
+    parser.add_argument("--wide", type=int, nargs="*", default=[],
+                        help="orgs 'wideN' of N small packages sharing one pool of content")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added per request, every host")
     parser.add_argument("--connect-latency-ms", type=float, default=20.0, help="added per new connection")
 
@@ -60,6 +62,9 @@ def specs_from(args) -> list[scale.ScaleSpec]:
     specs = [scale.ScaleSpec.org(args.packages, owner=args.owner, giants=args.giants, giant_tags=args.giant_tags)]
     specs += [scale.ScaleSpec.org(args.packages, owner=f"{args.owner}{n}", giants=args.giants,
                                   giant_tags=args.giant_tags) for n in range(2, getattr(args, "orgs", 1) + 1)]
+    if not args.packages:
+        specs = []        # a world of wide orgs only
+    specs += [scale.ScaleSpec.wide(n, owner=f"wide{n}") for n in getattr(args, "wide", [])]
     if args.sample:
         specs.append(scale.ScaleSpec.org(args.sample, owner=SAMPLE_OWNER, giants=0))
     return specs
@@ -117,6 +122,12 @@ def serve(args) -> int:
             world.cdn.inject("latency", times=10**12, ms=args.latency_ms)
         world.reset_logs()
         info = {k: v for k, v in world.describe().items() if k != "admin_token"}
+        if any(s.shared for s in specs):
+            # A wide org's cold sync asks for one versions page per package (10,100 API requests at
+            # 10,000 packages), past a classic PAT's 5,000 an hour; this token has the 15,000 an hour
+            # GitHub gives Enterprise Cloud installations, so one run completes.
+            info["token"] = world.add_token(login="bench-wide", scopes=("read:packages", "repo"),
+                                            rate_limit=15_000)
         info.update(owners=[s.owner for s in specs], build_seconds=layout.seconds, built=layout.built,
                     cleanup_seconds=layout.cleanup_seconds,
                     counts=layout.stats(), pid=os.getpid(), registry_pid=world.registry._proc.pid)  # noqa: SLF001
@@ -197,7 +208,7 @@ class RemoteWorld:
     def __init__(self, directory: str | Path, *, packages: int, sample: int = 50, latency_ms: float = 20.0,
                  connect_latency_ms: float = 20.0, giants: int | None = None, giant_tags: int = 2000,
                  owner: str = "bench", python: str = sys.executable, start_timeout_s: float = 600,
-                 orgs: int = 1) -> None:
+                 orgs: int = 1, wide: tuple[int, ...] = ()) -> None:
         self.dir = Path(directory)
         self.argv = [python, "-m", "crawler.sandbox", "scale", "--dir", str(self.dir), "--owner", owner,
                      "--packages", str(packages), "--sample", str(sample), "--latency-ms", str(latency_ms),
@@ -206,6 +217,8 @@ class RemoteWorld:
             self.argv += ["--giants", str(giants)]
         if orgs > 1:
             self.argv += ["--orgs", str(orgs)]
+        if wide:
+            self.argv += ["--wide", *map(str, wide)]
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}

@@ -252,6 +252,16 @@ class PostgresReader:
     async def stored_versions(self, package_id: int) -> list[VersionEntry]:
         return stored_versions(await self._all(_STORED_VERSIONS, package_id))
 
+    async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        rows = await self._all(
+            "SELECT name, id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
+            "full_listed_at "
+            "FROM packages WHERE owner_id = $1 AND name = ANY($2::text[])", owner_id, wanted)
+        return {r[0]: StoredPackage(*r[1:]) for r in rows}
+
     async def known_manifests(self, digests: Iterable[str]) -> set[str]:
         return await self._known("manifests", digests)
 

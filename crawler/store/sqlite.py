@@ -220,6 +220,17 @@ class SQLiteReader:
     async def stored_versions(self, package_id: int) -> list[VersionEntry]:
         return stored_versions(await self._all(STORED_VERSIONS_SQL, (package_id,) * 3))
 
+    async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
+        out: dict[str, StoredPackage] = {}
+        for chunk in _chunks(sorted(set(names))):
+            marks = ",".join("?" * len(chunk))
+            for name, *row in await self._all(
+                    "SELECT name, id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
+                    "full_listed_at "
+                    f"FROM packages WHERE owner_id = ? AND name IN ({marks})", (owner_id, *chunk)):
+                out[name] = StoredPackage(*row)
+        return out
+
     async def known_manifests(self, digests: Iterable[str]) -> set[str]:
         return await self._known("manifests", digests)
 

@@ -137,7 +137,7 @@ class HttpClient:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._governors: dict[str, Governor] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._ssl = ssl.create_default_context()
+        self._ssl: ssl.SSLContext | None = None    # made at the first https request (loading the CA store costs ~0.3 s)
 
     async def __aenter__(self) -> "HttpClient":
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.concurrency,
@@ -256,12 +256,21 @@ class HttpClient:
                 method, body = "GET", None
         raise ParseError(f"more than {MAX_REDIRECTS} redirects", where=_where(method, url))
 
+    def _ssl_for(self, parts) -> ssl.SSLContext | bool:
+        if parts.scheme != "https":
+            return True                 # aiohttp's default; no TLS on this hop
+        if _origin_of(parts)[1] in self.insecure_hosts:
+            return False
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
     async def _exchange(self, method: str, url: str, parts, *, kind: str, headers: CIMultiDict,
                         body: bytes | None, max_bytes: int) -> Response:
         """One round trip; `parts` is `urlsplit(url)`, split once by the caller."""
         assert self._session is not None, "HttpClient used outside `async with`"
         host = parts.netloc.lower()
-        ssl_ctx = False if _origin_of(parts)[1] in self.insecure_hosts else self._ssl
+        ssl_ctx = self._ssl_for(parts)
         started = time.perf_counter()
         self.counters.requests[kind] += 1
         try:

@@ -29,6 +29,19 @@ async def test_tokens_are_cached_per_scope_and_refreshed_once_on_401(world, samp
         assert reg.realm.endswith("/token") and reg.service == world.service
 
 
+async def test_plain_http_hops_never_build_a_tls_context(world, sample):
+    """Loading the CA store costs ~0.3 s of a no-op: only an https hop pays it."""
+    app = sample.role("nested")
+    img = sample.tagged("acme", app.name, sorted(app.tags)[0])
+    async with HttpClient(concurrency=4) as http:
+        reg = RegistryClient(http, world.registry_url, credentials=Secret(world.token))
+        await reg.manifest(f"acme/{app.name}", img.digest, digest=img.digest)
+        assert world.registry_url.startswith("http://") and http._ssl is None
+        from urllib.parse import urlsplit
+        assert http._ssl_for(urlsplit("https://ghcr.io/v2/")) is http._ssl is not None
+        assert http._ssl_for(urlsplit("https://ghcr.io/v2/")) is http._ssl    # made once
+
+
 async def test_a_forgotten_repository_token_is_fetched_again(world, sample):
     app = sample.role("nested")
     img = sample.tagged("acme", app.name, sorted(app.tags)[0])

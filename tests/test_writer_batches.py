@@ -121,6 +121,10 @@ class _Gated:
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
+    @property
+    def max_batch(self) -> int:
+        return self.inner.max_batch
+
     async def apply_packages(self, batch):
         self.calls.append([r.ref.name for _, r in batch])
         if not self.entered.is_set():

@@ -66,6 +66,7 @@ class Writer:
     def __init__(self, store: StoreWriter, *, release: Release, on_applied: OnApplied,
                  size: int = 8) -> None:
         self._store = store
+        self._max_batch = max(1, min(MAX_BATCH, store.max_batch))
         self._release = release
         self._on_applied = on_applied
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=max(2, size))
@@ -193,7 +194,7 @@ class Writer:
         never waits for more. A write queued after them is held back, to run
         after them (the queue's order is the order of effects)."""
         batch, rows = [first], _rows(first)
-        while len(batch) < MAX_BATCH and rows < MAX_BATCH_ROWS and not self._queue.empty():
+        while len(batch) < self._max_batch and rows < MAX_BATCH_ROWS and not self._queue.empty():
             item = self._queue.get_nowait()
             if not isinstance(item, _Package):
                 self._held.append(item)

@@ -437,6 +437,14 @@ class PostgresWriter:
     """The write face (StoreWriter): every method one transaction on the
     writer's session, which also holds the run's owner locks."""
 
+    # The writer gives PostgreSQL one package a transaction: a package's
+    # shared rows are locked in key order, which keeps concurrent crawlers
+    # free of deadlocks; a batch of several would lock package after package
+    # (deadlocks, detected and retried, but wasted work), and it bought no
+    # speed here (docs/benchmarks.md, finding 3). `apply_packages` still
+    # takes a batch, with the same savepoint semantics as SQLite's.
+    max_batch = 1
+
     def __init__(self, target: PgTarget, conn: asyncpg.Connection, layout: dict) -> None:
         self._target = target
         self._conn: asyncpg.Connection | None = conn

@@ -166,6 +166,8 @@ class StoreReader(Protocol):
 class StoreWriter(Protocol):
     """Writes, each one transaction; called only by the writer task."""
 
+    max_batch: int      # packages the writer may give `apply_packages` at once
+
     def interrupt(self) -> None:
         """A stop signal: give up waiting for locks another process holds."""
         ...

@@ -45,8 +45,8 @@ from .pgconnect import (PgTarget, claim_owners, connect, connect_kwargs, is_conn
                         lock_key, translate)
 from .pgschema import EXTRA_COLUMNS, fingerprint, postgres_statements
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import (MANIFEST_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row, descriptor_annotation_rows,
-                   diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
+from .rows import (MANIFEST_COLUMNS, STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row,
+                   descriptor_annotation_rows, diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
 
 log = structlog.get_logger("crawler.store.postgres")
 
@@ -245,8 +245,7 @@ class PostgresReader:
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
         row = await self._one(
-            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
-            "full_listed_at FROM packages WHERE owner_id = $1 AND name = $2", owner_id, name)
+            f"SELECT {STORED_PACKAGE_COLUMNS} FROM packages WHERE owner_id = $1 AND name = $2", owner_id, name)
         return StoredPackage(*row) if row else None
 
     async def stored_versions(self, package_id: int) -> list[VersionEntry]:
@@ -257,8 +256,7 @@ class PostgresReader:
         if not wanted:
             return {}
         rows = await self._all(
-            "SELECT name, id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
-            "full_listed_at "
+            f"SELECT name, {STORED_PACKAGE_COLUMNS} "
             "FROM packages WHERE owner_id = $1 AND name = ANY($2::text[])", owner_id, wanted)
         return {r[0]: StoredPackage(*r[1:]) for r in rows}
 

@@ -88,6 +88,9 @@ def diff_tags(current: dict[str, str], new: dict[str, str], complete: bool
 # The live digests of a package with their current tags (`stored_versions`):
 # one row per (digest, tag), tag NULL for an untagged digest; a current tag
 # on a digest with no live row comes with version_id NULL and no timestamps.
+# The packages columns a `StoredPackage` is built from, in its field order.
+STORED_PACKAGE_COLUMNS = "id, updated_at, version_count, visibility, repository, last_synced, deleted_at, full_listed_at"
+
 STORED_VERSIONS_SQL = (
     "SELECT pd.digest, pd.version_id, pd.created_at, pd.updated_at, t.tag FROM package_digests pd "
     "LEFT JOIN tags t ON t.package_id = pd.package_id AND t.digest = pd.digest AND t.last_seen IS NULL "

@@ -29,8 +29,8 @@ from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
 from ..oci import ImageConfig, ImageIndex, ImageManifest
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import (MANIFEST_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row, descriptor_annotation_rows,
-                   diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
+from .rows import (MANIFEST_COLUMNS, STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row,
+                   descriptor_annotation_rows, diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
 
 log = structlog.get_logger("crawler.store")
 
@@ -213,8 +213,7 @@ class SQLiteReader:
 
     async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
         row = await self._one(
-            "SELECT id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
-            "full_listed_at FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
+            f"SELECT {STORED_PACKAGE_COLUMNS} FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
         return StoredPackage(*row) if row else None
 
     async def stored_versions(self, package_id: int) -> list[VersionEntry]:
@@ -225,8 +224,7 @@ class SQLiteReader:
         for chunk in _chunks(sorted(set(names))):
             marks = ",".join("?" * len(chunk))
             for name, *row in await self._all(
-                    "SELECT name, id, updated_at, version_count, visibility, repository, last_synced, deleted_at, "
-                    "full_listed_at "
+                    f"SELECT name, {STORED_PACKAGE_COLUMNS} "
                     f"FROM packages WHERE owner_id = ? AND name IN ({marks})", (owner_id, *chunk)):
                 out[name] = StoredPackage(*row)
         return out

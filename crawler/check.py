@@ -35,7 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .config import Config, Credentials, OwnerConfig
+from .config import Config, OwnerConfig
+from .credentials import Credentials
 from .discovery import repository_path
 from .engine.wiring import Clocks, http_client, registry_client
 from .errors import AuthError, InventoryError, UnreachableError

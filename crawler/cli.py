@@ -34,7 +34,8 @@ from pathlib import Path
 import structlog
 
 from . import logs
-from .config import Config, database_password, load_config, resolve_credentials
+from .config import Config, load_config
+from .credentials import database_password, resolve_credentials
 from .errors import (InternalError, InterruptedRun, InventoryError, UsageError,
                      storage_error)
 from .output import FORMATS, printable, render
@@ -515,7 +516,7 @@ def cmd_plan_cleanup(args, **_) -> int:
 def cmd_serve(args, **_) -> int:
     """Until SIGTERM/SIGINT, then 0 (README "Serve"). Without the webhook
     secret it refuses to start (exit 2)."""
-    from .config import resolve_webhook_secret
+    from .credentials import resolve_webhook_secret
     config = _config(args)
     creds = resolve_credentials(config)
     secret = resolve_webhook_secret(config)

@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import Credentials, parse_config
+from .config import parse_config
+from .credentials import Credentials
 from .output import render
 from .secret import Secret
 from .engine import RunSummary, run_sync

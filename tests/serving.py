@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest_asyncio
 
-from crawler.config import Credentials, load_config
+from crawler.config import load_config
+from crawler.credentials import Credentials
 from crawler.secret import Secret
 from crawler.serve import serve
 from tests.support import StepClock, rows, until, write_config

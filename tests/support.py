@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from crawler import cli
-from crawler.config import Credentials, database_password, load_config
+from crawler.config import load_config
+from crawler.credentials import Credentials, database_password
 from crawler.sandbox.pgserver import Database
 from crawler.secret import Secret
 from crawler.engine import Clocks, SyncOptions, run_sync

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.config import load_config, parse_config, resolve_credentials
+from crawler.config import load_config, parse_config
+from crawler.credentials import resolve_credentials
 from crawler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +194,7 @@ def test_serve_keys_are_checked(text, needle):
 
 
 def test_the_webhook_secret_is_required_long_enough_and_never_echoed(tmp_path):
-    from crawler.config import resolve_webhook_secret
+    from crawler.credentials import resolve_webhook_secret
     config = parse_config("[serve]\nlisten = '[::1]:0'", source="c.toml")
     assert config.serve.listen == "[::1]:0" and config.serve.secret_env == "GHCR_INVENTORY_WEBHOOK_SECRET"
     with pytest.raises(ConfigError, match="'serve.secret_env'"):
@@ -228,7 +229,7 @@ def test_bad_postgres_settings_are_one_line(text, needle):
 
 
 def test_postgres_url_and_its_password(tmp_path):
-    from crawler.config import database_password
+    from crawler.credentials import database_password
     from crawler.secret import redact
     pw = tmp_path / "pw"
     pw.write_text("s3cret-pg-password\n")

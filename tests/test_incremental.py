@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from crawler.config import database_password, load_config
+from crawler.config import load_config
+from crawler.credentials import database_password
 from crawler.engine.wiring import registry_host
 from crawler.store import open_store
 from tests.support import execute, hold_sync_lock, integrity_ok, last_run, rows, run_cli, write_config

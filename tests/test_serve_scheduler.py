@@ -9,7 +9,8 @@ import asyncio
 
 import pytest
 
-from crawler.config import Config, Credentials, OwnerConfig, ServeConfig
+from crawler.config import Config, OwnerConfig, ServeConfig
+from crawler.credentials import Credentials
 from crawler.engine import RunSummary
 from crawler.errors import StoreBusyError
 from crawler.serve.scheduler import Scheduler

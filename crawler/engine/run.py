@@ -21,7 +21,8 @@ from typing import Protocol
 
 import structlog
 
-from ..config import Config, Credentials, OwnerConfig
+from ..config import Config, OwnerConfig
+from ..credentials import Credentials
 from ..errors import InterruptedRun, RunTimeout, UsageError
 from ..lock import SyncLock
 from ..model import PackageResult, utc_now

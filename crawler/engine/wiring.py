@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
 from urllib.parse import urlsplit
 
-from ..config import Config, Credentials
+from ..config import Config
+from ..credentials import Credentials
 from ..github import GitHubClient
 from ..http import HttpClient, RetryPolicy, origin
 from ..registry import RegistryClient

@@ -34,7 +34,8 @@ from typing import Awaitable, Callable, Iterable
 
 import structlog
 
-from ..config import Config, Credentials
+from ..config import Config
+from ..credentials import Credentials
 from ..engine import Clocks, RunSummary, SyncOptions, run_sync
 from ..errors import InventoryError, LockHeldError, StoreError
 from ..secret import redact

@@ -24,7 +24,8 @@ from typing import Callable, Mapping
 import structlog
 from aiohttp import web
 
-from ..config import Config, Credentials, parse_listen
+from ..config import Config, parse_listen
+from ..credentials import Credentials
 from ..errors import UsageError
 from ..secret import Secret
 from ..store import open_store

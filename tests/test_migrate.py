@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from tests.support import dump, last_run, new_pg_db, rows, run_cli, view_differences, write_config
+from tests.support import dump, execute, last_run, new_pg_db, rows, run_cli, view_differences, write_config
 
 
 def test_migrate_copies_history_once_and_syncs_continue_incrementally(world, pg_server, fresh_owner, tmp_path,
@@ -46,3 +46,31 @@ def test_migrate_copies_history_once_and_syncs_continue_incrementally(world, pg_
     assert run["requests"] == run["not_modified"] > 0 and run["packages_changed"] == 0
     assert set(json.loads(run["requests_by_kind"])) == {"discovery"}
     assert [r for (r,) in rows(pg, "SELECT id FROM sync_runs ORDER BY id")] == [1, 2, 3]
+
+
+def test_runs_started_in_one_second_are_matched_one_to_one(world, pg_server, fresh_owner, tmp_path,
+                                                            monkeypatch, capsys):
+    """Two runs of one process may share their whole natural key (start to
+    the second, mode, owners, pid, host): a second migration must match
+    them one to one, not fold both onto one target run (which copied the
+    first run's package changes again, under the second run's id)."""
+    monkeypatch.setenv("GHCR_SANDBOX_TOKEN", world.token)
+    world.builder.push_image(fresh_owner, "app", tags=["latest"], seed=4110)
+    world.builder.push_image(fresh_owner, "lib", tags=["latest"], seed=4112)
+    lite = tmp_path / "inventory.db"
+    config = write_config(world, tmp_path, [(fresh_owner, "org")], db=lite)
+    assert run_cli(config, "sync") == 0
+    world.builder.push_image(fresh_owner, "other", tags=["latest"], seed=4111)
+    assert run_cli(config, "sync") == 0
+    execute(lite, "UPDATE sync_runs SET started_at = (SELECT MIN(started_at) FROM sync_runs)")
+    assert rows(lite, "SELECT COUNT(DISTINCT started_at || pid || host), COUNT(*) FROM sync_runs") == [(1, 2)]
+    assert rows(lite, "SELECT COUNT(DISTINCT run_id) FROM package_changes") == [(2,)]
+
+    pg = new_pg_db(pg_server, "same_second")
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
+    assert run_cli(config, "migrate", "--to", pg.url) == 0
+    before = dump(pg, skip=())
+    capsys.readouterr()
+    assert run_cli(config, "migrate", "--to", pg.url) == 0
+    assert "nothing new" in capsys.readouterr().err
+    assert dump(pg, skip=()) == before

@@ -127,15 +127,19 @@ async def _keyed(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, 
     ids = _Ids()
     ids.same = not await tx.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})") and \
         all(r.same for r in refs.values())
-    existing = {tuple(r[1:]): r[0] for r in await tx.fetch(f"SELECT id, {', '.join(key)} FROM {table}")}
+    # A key may name several rows (two runs of one process started within
+    # one second): they are matched in id order, the n-th with the n-th.
+    existing: dict[tuple, list[int]] = {}
+    for r in await tx.fetch(f"SELECT id, {', '.join(key)} FROM {table} ORDER BY id"):
+        existing.setdefault(tuple(r[1:]), []).append(r[0])
     inserts = []
     for row in lite.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id"):
         values = dict(zip(columns, row))
         for column, mapping in refs.items():
             values[column] = mapping[values[column]]
         natural = tuple(values[k] for k in key)
-        if natural in existing:
-            ids[values["id"]] = existing[natural]
+        if existing.get(natural):
+            ids[values["id"]] = existing[natural].pop(0)
             done.kept[table] = done.kept.get(table, 0) + 1
             continue
         ids.new.append(values["id"])

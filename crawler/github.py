@@ -10,7 +10,9 @@ costs nothing against the primary rate limit.
 Pages are parsed by pure functions into small records; the cache keeps, per
 page URL, the ETag and a compact copy of the parsed page (including its next
 link, which a 304 does not repeat), so an unchanged page is never downloaded
-or parsed twice. A listing the caller stops early (crawler/engine/versions.py)
+or parsed twice — except a full page whose copy links no next: an entry
+added at the end of the listing leaves its body (and ETag) as it was but
+gives it a next page, so it is asked again without the ETag. A listing the caller stops early (crawler/engine/versions.py)
 leaves the later pages' entries as they were: each still pairs an ETag with
 the payload of the one response that carried it.
 """
@@ -18,7 +20,7 @@ the payload of the one response that carried it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -76,6 +78,7 @@ class Page:
     skipped: tuple[str, ...] = ()   # malformed entries left out (the listing is then incomplete)
     count: int = 0                  # entries the page held
     last_url: str | None = None     # rel="last": where the listing says it ends
+    requests: int = 1               # 2 when a full last page's 304 was asked again (`GitHubClient._pages`)
 
 
 # --- pure parsers ---------------------------------------------------------------
@@ -294,13 +297,22 @@ class GitHubClient:
         links no next one; anything else (a link back, another host, a page
         short of `per_page` that links a next one, an end before the page
         announced as `last`, the page cap) raises IncompleteListingError
-        after the pages read. With `window` > 1 and a first page whose
+        after the pages read. A full page answered 304 whose cached copy
+        links no next is asked again unconditionally (see `fetch`). With `window` > 1 and a first page whose
         `rel="last"` is a usable template, up to `window` pages are fetched
         ahead (`_ahead`); otherwise `Link: rel="next"` is followed one page
         at a time, exactly as given."""
-        def fetch(page_url: str, number: int) -> Awaitable[Page]:
-            return self._page(page_url, kind=kind, conditional=conditional, what=what, parse=parse,
-                              to_payload=to_payload, from_payload=from_payload, number=number)
+        async def fetch(page_url: str, number: int) -> Page:
+            page = await self._page(page_url, kind=kind, conditional=conditional, what=what, parse=parse,
+                                    to_payload=to_payload, from_payload=from_payload, number=number)
+            if page.not_modified and page.next_url is None and page.count >= per_page:
+                # A 304 repeats the body, not the Link: a full last page may
+                # have gained a next page since (an entry added at the end)
+                # while its own body stayed the same. Only a fresh answer says.
+                page = replace(await self._page(page_url, kind=kind, conditional=False, what=what, parse=parse,
+                                                to_payload=to_payload, from_payload=from_payload,
+                                                number=number), requests=2)
+            return page
 
         chain = _Chain(self.api, what, url, per_page)
         first = await fetch(url, 1)

@@ -13,6 +13,8 @@ listing would delete or close something, and asserts that nothing was.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from crawler.sandbox.faults import FOREVER
@@ -32,6 +34,10 @@ RELIABILITY = [
         "or is no template of its `next` link (pages are otherwise fetched ahead from it)",
         "the `next` links are followed one by one, only to the API's host; the listing is complete and "
         "concludes its deletion", test="test_a_last_link_that_is_no_template_is_not_used"),
+    Row("packages-grown", "a package added at the end of a packages listing whose last page was full: "
+        "every page's body unchanged (each answers 304), only the last one's Link gained a `next`",
+        "the full last page is asked again without its ETag; the new page is read and its package synced",
+        test="test_a_package_added_after_a_full_last_page_is_found"),
     Row("versions-loop", "a package-versions listing whose `Link` loops back to itself",
         "that package fails; the owner's other packages commit; no tag of it closed",
         test="test_versions_listing_loop_fails_only_that_package"),
@@ -110,6 +116,11 @@ def big_org(world, fresh_owner):
     return fresh_owner, org_id, names
 
 
+def page_number(path: str) -> str:
+    found = re.search(r"[?&]page=(\d+)", path)
+    return found[1] if found else "1"
+
+
 def page_path(org_id: int, page: int) -> str:
     return rf"/organizations/{org_id}/packages\?.*\bpage={page}\b"
 
@@ -171,6 +182,29 @@ def test_a_no_op_costs_the_listing_pages_fetched_ahead(world, big_org, tmp_path)
     sent = world.api_proxy.log[mark:]
     assert [e.status for e in sent] == [304, 304, 304]                  # the three pages, nothing more
     assert sorted(e.path.rsplit("page=", 1)[-1] for e in sent[1:]) == ["2", "3"]
+
+
+def test_a_package_added_after_a_full_last_page_is_found(world, fresh_owner, tmp_path):
+    """200 packages: two full pages, the second linking no next. A package
+    added at the end of the listing leaves both bodies as they were (their
+    304s stand), only page 2's Link changes, which a 304 does not repeat:
+    the full last page is asked again without its ETag, and page 3 read."""
+    names = world.builder.bulk_packages(fresh_owner, 200)
+    token = own_budget(world)
+    config = write_config(world, tmp_path, [(fresh_owner, "org")])
+    assert run_engine(config, token).exit_code == 0
+    mark = len(world.api_proxy.log)
+    summary = run_engine(config, token)                                  # unchanged: 304, then 304 + 200
+    assert summary.exit_code == 0 and summary.packages_changed == 0
+    assert [e.status for e in world.api_proxy.log[mark:]] == [304, 304, 200]
+    world.builder.bulk_packages(fresh_owner, 1, prefix="zz-late")
+    mark = len(world.api_proxy.log)
+    summary = run_engine(config, token)
+    assert summary.exit_code == 0, summary.errors
+    sent = [(e.status, page_number(e.path)) for e in world.api_proxy.log[mark:] if "/packages?" in e.path]
+    assert sent == [(304, "1"), (304, "2"), (200, "2"), (200, "3")]
+    listed = rows(tmp_path / "inventory.db", "SELECT package FROM v_packages WHERE owner = ?", (fresh_owner,))
+    assert sorted(n for (n,) in listed) == sorted(names + ["zz-late-00000"])
 
 
 def test_versions_listing_loop_fails_only_that_package(world, fresh_owner, tmp_path, token):

@@ -25,7 +25,7 @@ async def pages(owner: OwnerConfig, listing: Listing, github: GitHubClient | Non
     assert github is not None, "rest discovery needs the GitHub client"
     try:
         async for page in github.packages(owner.name, owner.kind, conditional=conditional):
-            listing.pages += 1
+            listing.pages += page.requests
             listing.not_modified += page.not_modified
             if page.cache:
                 listing.cache.append(page.cache)

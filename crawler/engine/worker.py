@@ -118,7 +118,7 @@ async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, 
     pages, stopped = 0, False
     async with aclosing(ctx.github.versions(ref.owner, owner_kind, ref.name, conditional=not ctx.full)) as listing:
         async for page in listing:
-            pages += 1
+            pages += page.requests
             read.extend(VersionEntry(v.digest, v.tags, v.id, v.created_at, v.updated_at) for v in page.items)
             if page.cache:
                 cache.append(page.cache)

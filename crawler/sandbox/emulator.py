@@ -9,10 +9,11 @@ One aiohttp server answering like api.github.com (and ghcr.io's ``/token``):
   (default 30, max 100), weak ``ETag`` on every 200 and ``304`` on a matching
   ``If-None-Match`` (not charged), ``x-ratelimit-*`` from a real per-token
   budget, GitHub's 401/403/404 bodies.
-- The pagination cap: a packages or versions listing answers ``400`` once
-  ``page × per_page`` (per_page after clamping) exceeds ``page_cap`` (GitHub's
-  10,000; the OpenAPI documents this 400 on the packages listings, without a
-  body schema). The body is GitHub's error shape (``message``,
+- The pagination cap: a packages listing answers ``400`` once ``page ×
+  per_page`` (per_page after clamping) exceeds ``page_cap`` (GitHub's 10,000;
+  the OpenAPI documents this 400 on the packages listings, without a body
+  schema). A versions listing has no cap: its OpenAPI documents no 400, and
+  cleanup tools page through 60,000-version packages (600 pages). The body is GitHub's error shape (``message``,
   ``documentation_url``, ``status``). Tests may lower ``page_cap`` to reach it
   in a few requests (``World.set_page_cap``; ``World.clear_faults`` restores it).
 - GraphQL ``POST /graphql`` (see ``graphql_api``).
@@ -418,13 +419,14 @@ class Emulator:
         deleted = query.get("state", "active") == "deleted"
         versions = pkg.listed_versions(deleted=deleted)
         path = f"{link_prefix}/packages/container/{render.quote_name(pkg.name)}/versions"
-        page_items, link = self._page(versions, query, api, path, _docs_anchor(match))
+        page_items, link = self._page(versions, query, api, path, _docs_anchor(match), capped=False)
         body = [render.version_json(v, pkg, owner, api) for v in page_items]
         return 200, body, {"Link": link} if link else {}
 
-    def _page(self, items: list, query: MultiDictProxy, api: str, link_path: str, docs: str) -> tuple[list, str | None]:
+    def _page(self, items: list, query: MultiDictProxy, api: str, link_path: str, docs: str, *,
+              capped: bool = True) -> tuple[list, str | None]:
         page, per_page = page_params(query)
-        if page * per_page > self.page_cap:
+        if capped and page * per_page > self.page_cap:
             message = f"The value of `per_page` multiplied by `page` cannot be greater than {self.page_cap}."
             raise _Reply(400, render.error_json(message, docs, 400))
         last_page = max(1, math.ceil(len(items) / per_page))

@@ -494,7 +494,7 @@ class World:
         return self.registry_proxy.inject("denied", path=path, method=method, times=FOREVER)
 
     def set_page_cap(self, cap: int) -> None:
-        """Lower (or raise) the GitHub listings' ``page × per_page`` cap (GitHub: 10,000) until ``clear_faults()``.
+        """Lower (or raise) the packages listing's ``page × per_page`` cap (GitHub: 10,000) until ``clear_faults()``.
 
         Test-only: with ``set_page_cap(60)`` a listing at ``per_page=30`` answers
         400 on page 3, as GitHub does past item 10,000.

@@ -38,7 +38,12 @@ from .writer import Writer
 log = structlog.get_logger("crawler.engine")
 
 STOP_GRACE_S = 2.0          # in-flight packages may finish within this, then roll back
-WRITE_QUEUE = 8             # finished results waiting for the writer, at most
+# Finished results waiting for the writer, at most: what the writer finds
+# queued is its next batch (one commit), and a commit of random-key rows
+# rewrites index pages all over the file, so a writer that falls behind
+# catches up by taking more a commit (docs/benchmarks.md, finding 15).
+# Memory stays bounded by the in-flight budget (a result holds it until written).
+WRITE_QUEUE = 32
 
 
 @dataclass(frozen=True, slots=True)

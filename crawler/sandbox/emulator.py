@@ -397,7 +397,7 @@ class Emulator:
             package_type = query.get("package_type")
             if package_type is None:
                 raise _Reply(422, render.error_json('Invalid request.\n\n"package_type" wasn\'t supplied.', DOCS, 422))
-            pkgs = [p for p in self.state.packages_of(owner.login) if self.state.can_read_package(token, p)]
+            pkgs = self.state.readable_packages(owner.login, token)
             if package_type != "container":
                 pkgs = []
             if query.get("visibility"):

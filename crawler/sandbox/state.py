@@ -237,6 +237,7 @@ class WorldState:
         self.owners: dict[str, Owner] = {}
         self.repositories: dict[str, Repository] = {}
         self.packages: dict[tuple[str, str], Package] = {}
+        self._by_owner: dict[str, tuple[int, list[Package]]] = {}   # see _owner_packages
         self.tokens: dict[str, Token] = {}
         self._owner_ids = itertools.count(9_000_001)
         self._repo_ids = itertools.count(700_000_001)
@@ -343,9 +344,27 @@ class WorldState:
         return pkg
 
     def packages_of(self, owner: str, *, include_deleted: bool = False) -> list[Package]:
-        key = owner.lower()
-        found = [p for (o, _), p in self.packages.items() if o == key and (include_deleted or not p.deleted)]
-        return sorted(found, key=lambda p: p.id)
+        every = self._owner_packages(owner.lower())
+        return list(every) if include_deleted else [p for p in every if p.deleted_at is None]
+
+    def readable_packages(self, owner: str, token: Token | None) -> list[Package]:
+        """`packages_of(owner)` that `token` may read (`can_read_package`
+        for each, the owner's access asked once: a listing page filters them all)."""
+        every = self._owner_packages(owner.lower())
+        if token is not None and token.can_access_owner(owner):
+            return [p for p in every if p.deleted_at is None]
+        return [p for p in every if p.deleted_at is None and p.visibility == "public"]
+
+    def _owner_packages(self, key: str) -> list[Package]:
+        """An owner's packages by id, kept until a package is added anywhere
+        (packages are never removed, only marked deleted): every page of a
+        10,000-package listing had scanned and sorted all the world's."""
+        size = len(self.packages)
+        cached = self._by_owner.get(key)
+        if cached is None or cached[0] != size:
+            found = sorted((p for (o, _), p in self.packages.items() if o == key), key=lambda p: p.id)
+            cached = self._by_owner[key] = (size, found)
+        return cached[1]
 
     def ensure_package(
         self, owner: str, name: str, *, visibility: str | None = None, repository: str | None = None

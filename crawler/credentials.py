@@ -18,7 +18,7 @@ from .dockerconfig import parse_docker_config
 from .errors import ConfigError, ParseError
 from .secret import Secret
 
-log = structlog.get_logger("crawler.config")
+log = structlog.get_logger("crawler.credentials")
 
 
 # --- tokens ---------------------------------------------------------------

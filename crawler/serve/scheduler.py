@@ -145,7 +145,7 @@ class Scheduler:
             due = min(p.first for p in packages.values()) + self.debounce_s
             if self.clock() < due:
                 wake.clear()
-                await self._wait(wake, timeout=due - self.clock())
+                await self._wait(wake, until=due)
                 continue
             batch = self._pending.pop(owner)
             self._update_depth()
@@ -192,7 +192,7 @@ class Scheduler:
             if summary is not None and summary.status in ("ok", "partial"):
                 self.last_reconcile = self.wall()
                 self.telemetry.last_reconcile.set(self.last_reconcile)
-            await self._wait(timeout=interval)
+            await self._wait(until=self.clock() + interval)
 
     # -- running a sync ---------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ class Scheduler:
                     return summary
                 finally:
                     self.running = None
-            await self._wait(timeout=delay)
+            await self._wait(until=self.clock() + delay)
             delay = min(delay * 2, RETRY_MAX_S)
         return None
 
@@ -237,16 +237,22 @@ class Scheduler:
                  failed=summary.packages_failed, requests=summary.requests, lower_bound=summary.lower_bound,
                  duration_s=summary.duration_s, message=redact(summary.message) or None)
 
-    async def _wait(self, *events: asyncio.Event, timeout: float | None = None) -> None:
-        """Until one of `events` is set, the stop signal, or `timeout` (injected sleep)."""
+    async def _wait(self, *events: asyncio.Event, until: float | None = None) -> None:
+        """Until one of `events` is set, the stop signal, or `clock()` reaches
+        `until` (injected sleep). The time left is read when the sleep task
+        starts, not when it is made: time moved in between (a test's step
+        clock) must shorten the sleep, not push its end further out."""
         waiters = [asyncio.ensure_future(e.wait()) for e in (*events, self.stop)]
-        if timeout is not None:
-            waiters.append(asyncio.ensure_future(self.sleep(max(timeout, 0.0))))
+        if until is not None:
+            waiters.append(asyncio.ensure_future(self._sleep_until(until)))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+    async def _sleep_until(self, until: float) -> None:
+        await self.sleep(max(until - self.clock(), 0.0))
 
     def _update_depth(self) -> None:
         self.telemetry.queue_depth.set(self.depth)

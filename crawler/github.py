@@ -12,15 +12,17 @@ page URL, the ETag and a compact copy of the parsed page (including its next
 link, which a 304 does not repeat), so an unchanged page is never downloaded
 or parsed twice — except a full page whose copy links no next: an entry
 added at the end of the listing leaves its body (and ETag) as it was but
-gives it a next page, so it is asked again without the ETag. A listing the caller stops early (crawler/engine/versions.py)
-leaves the later pages' entries as they were: each still pairs an ETag with
-the payload of the one response that carried it.
+gives it a next page, so it is asked again without the ETag. A listing the
+caller stops early (crawler/engine/versions.py) leaves the later pages'
+entries as they were: each still pairs an ETag with the payload of the one
+response that carried it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -298,20 +300,20 @@ class GitHubClient:
         short of `per_page` that links a next one, an end before the page
         announced as `last`, the page cap) raises IncompleteListingError
         after the pages read. A full page answered 304 whose cached copy
-        links no next is asked again unconditionally (see `fetch`). With `window` > 1 and a first page whose
+        links no next is asked again unconditionally (see `fetch`). With
+        `window` > 1 and a first page whose
         `rel="last"` is a usable template, up to `window` pages are fetched
         ahead (`_ahead`); otherwise `Link: rel="next"` is followed one page
         at a time, exactly as given."""
         async def fetch(page_url: str, number: int) -> Page:
-            page = await self._page(page_url, kind=kind, conditional=conditional, what=what, parse=parse,
-                                    to_payload=to_payload, from_payload=from_payload, number=number)
+            ask = partial(self._page, page_url, kind=kind, what=what, parse=parse, to_payload=to_payload,
+                          from_payload=from_payload, number=number)
+            page = await ask(conditional=conditional)
             if page.not_modified and page.next_url is None and page.count >= per_page:
                 # A 304 repeats the body, not the Link: a full last page may
                 # have gained a next page since (an entry added at the end)
                 # while its own body stayed the same. Only a fresh answer says.
-                page = replace(await self._page(page_url, kind=kind, conditional=False, what=what, parse=parse,
-                                                to_payload=to_payload, from_payload=from_payload,
-                                                number=number), requests=2)
+                page = replace(await ask(conditional=False), requests=2)
             return page
 
         chain = _Chain(self.api, what, url, per_page)

@@ -350,10 +350,10 @@ class WorldState:
     def readable_packages(self, owner: str, token: Token | None) -> list[Package]:
         """`packages_of(owner)` that `token` may read (`can_read_package`
         for each, the owner's access asked once: a listing page filters them all)."""
-        every = self._owner_packages(owner.lower())
+        live = self.packages_of(owner)
         if token is not None and token.can_access_owner(owner):
-            return [p for p in every if p.deleted_at is None]
-        return [p for p in every if p.deleted_at is None and p.visibility == "public"]
+            return live
+        return [p for p in live if p.visibility == "public"]
 
     def _owner_packages(self, key: str) -> list[Package]:
         """An owner's packages by id, kept until a package is added anywhere

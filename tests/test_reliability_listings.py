@@ -207,6 +207,30 @@ def test_a_package_added_after_a_full_last_page_is_found(world, fresh_owner, tmp
     assert sorted(n for (n,) in listed) == sorted(names + ["zz-late-00000"])
 
 
+def test_a_run_ended_in_its_listing_keeps_the_validators_of_the_pages_read(world, fresh_owner, tmp_path,
+                                                                             monkeypatch):
+    """The listing's validators are saved as its pages are read (every
+    SAVE_PAGES pages), not only when it ends: a run that a rejected token
+    ends on page 3 (the run ends, no conclusion) keeps pages 1 and 2's
+    ETags, and the next run's pages 1 and 2 answer 304."""
+    from crawler.engine import owner
+    monkeypatch.setattr(owner, "SAVE_PAGES", 1)
+    world.builder.bulk_packages(fresh_owner, 250)
+    token = own_budget(world)
+    config = write_config(world, tmp_path, [(fresh_owner, "org")])
+    org_id = world.call(lambda: world.state.owner(fresh_owner).id)
+    world.api_proxy.inject("status", path=page_path(org_id, 3), times=FOREVER, status=401)
+    try:
+        ended = run_engine(config, token)
+    finally:
+        world.api_proxy.clear()
+    assert ended.exit_code == 3 and ended.status == "failed", (ended.exit_code, ended.status, ended.errors)
+    mark = len(world.api_proxy.log)
+    assert run_engine(config, token).exit_code == 0
+    sent = [(e.status, page_number(e.path)) for e in world.api_proxy.log[mark:] if "/packages?" in e.path]
+    assert sent == [(304, "1"), (304, "2"), (200, "3")]
+
+
 def test_versions_listing_loop_fails_only_that_package(world, fresh_owner, tmp_path, token):
     pushed = world.builder.push_image(fresh_owner, "busy", tags=["v1"])
     world.builder.push_image(fresh_owner, "busy", tags=["v2"])

@@ -29,6 +29,11 @@ from .writer import Writer
 log = structlog.get_logger("crawler.engine")
 
 UNREACHABLE_STREAK = 8      # consecutive packages failing to connect: the service is down
+# The listing's new validators (ETag + compact page) are saved every this
+# many pages, not all at the end: a 10,000-package listing's 100 payloads
+# (~3 MB) are then not held for the whole run. A saved page is true whatever
+# happens to the rest of the listing (a later 304 replays exactly it).
+SAVE_PAGES = 10
 
 
 class OwnerPipeline:
@@ -78,6 +83,8 @@ class OwnerPipeline:
                         break
                     self.state.total += 1
                     await self.queue.put(ref)
+                if len(self.listing.cache) >= SAVE_PAGES:
+                    await self._save_validators()
         except Exception as exc:
             if ends(exc, Stage.LISTING) is not Ends.OWNER:
                 raise
@@ -183,14 +190,19 @@ class OwnerPipeline:
             if missed:
                 await record_problem(state, self.writer, self.owner.name, None, "UncoveredRepositories",
                                      uncovered_message(missed), event="uncovered_repositories")
-        if listing.cache:
-            await self.writer.save_cache(listing.cache)
+        await self._save_validators()
         if listing.complete and not state.stopping and not self.scope.only:
             deleted = await self.writer.mark_listed(owner_id, listing.listed, self.scope.configured)
             state.summary.packages_deleted += len(deleted)
             for name in deleted:
                 log.info("package_deleted", owner=self.owner.name, package=name)
 
+
+    async def _save_validators(self) -> None:
+        entries = self.listing.cache[:]
+        self.listing.cache.clear()
+        if entries:
+            await self.writer.save_cache(entries)
 
     async def _mark_incomplete(self, package: str, exc: Exception) -> None:
         """What plan-cleanup must know: this package's (or, '', this owner's)

@@ -68,9 +68,10 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
                          f"({ref.repository_path[:80]!r}); it cannot be fetched")
     prefetched: dict[str, ImageManifest | ImageIndex] = {}
     if use_versions_listing(ref, ctx.crawl):
-        if not ctx.full and await _unchanged(ctx, owner_id, ref):
+        stored = None if ctx.full else await ctx.reader.stored_package(owner_id, ref.name)
+        if unchanged(stored, ref, ctx.crawl):
             return None
-        versions, cache, listing = await _versions_listing(ctx, owner_kind, owner_id, ref)
+        versions, cache, listing = await _versions_listing(ctx, owner_kind, ref, stored)
         tags = _tag_map(versions)
     else:
         tags, cache, prefetched = await _registry_tags(ctx, ref)
@@ -83,10 +84,6 @@ async def sync_package(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: 
     result.versions = [by_digest.get(d) or VersionEntry(d) for d in dict.fromkeys(listed + reached)]
     result.referrers.extend(cosign_referrers(tags, result.manifests))
     return result
-
-
-async def _unchanged(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> bool:
-    return unchanged(await ctx.reader.stored_package(owner_id, ref.name), ref, ctx.crawl)
 
 
 def unchanged(stored: StoredPackage | None, ref: PackageRef, crawl: CrawlConfig) -> bool:
@@ -107,12 +104,12 @@ def _whole_listing_due(crawl: CrawlConfig, stored: StoredPackage) -> bool:
             and time.time() - listed >= crawl.full_listing_interval_s > 0)
 
 
-async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, ref: PackageRef
+async def _versions_listing(ctx: WorkerContext, owner_kind: str, ref: PackageRef, stored: StoredPackage | None
                             ) -> tuple[list[VersionEntry], list[CacheEntry], str]:
     """The package's complete versions listing and how it was had: "whole"
     (every page read) or "synthesised" (the newest pages read, the rest as
     the store holds it: `crawler.engine.versions`)."""
-    known = await _known_listing(ctx, owner_id, ref)
+    known = await _known_listing(ctx, ref, stored)
     read: list[VersionEntry] = []
     cache: list[CacheEntry] = []
     pages, stopped = 0, False
@@ -136,7 +133,7 @@ async def _versions_listing(ctx: WorkerContext, owner_kind: str, owner_id: int, 
     return first_by_digest(read), cache, "whole"
 
 
-async def _known_listing(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> KnownListing | None:
+async def _known_listing(ctx: WorkerContext, ref: PackageRef, stored: StoredPackage | None) -> KnownListing | None:
     """What the store holds of the package's versions, when it may stand in
     for the pages not read: a whole listing younger than the interval, and
     every current tag on a stored version (otherwise the tags did not come
@@ -144,7 +141,6 @@ async def _known_listing(ctx: WorkerContext, owner_id: int, ref: PackageRef) -> 
     interval = ctx.crawl.full_listing_interval_s
     if ctx.full or interval <= 0 or ref.version_count is None or ref.updated_at is None:
         return None
-    stored = await ctx.reader.stored_package(owner_id, ref.name)
     listed = _epoch(stored.full_listed_at) if stored is not None and stored.deleted_at is None else None
     if listed is None or not 0 <= time.time() - listed < interval:
         return None

@@ -147,3 +147,25 @@ async def test_healthz_is_503_with_the_reasons_when_the_store_fails_or_reconcili
             metrics = await (await client.get("/metrics")).text()
         assert "ghcr_inventory_serve_reconcile_only_packages 1.0" in metrics
         await s.close()
+
+
+async def test_a_wait_ends_at_its_deadline_however_late_its_sleep_starts(step):
+    """The debounce/retry sleep reads the time left when it starts: time that
+    moved between making the sleep task and its first step (a loaded loop;
+    the step clock here) shortens the sleep instead of pushing its end out."""
+    s = scheduler(Sync(), Events(), step)
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        await step.sleep(seconds)
+
+    s.sleep = sleep
+    waiting = asyncio.ensure_future(s._wait(until=10.0))
+    await asyncio.sleep(0)      # _wait has made its sleep task; the task has not run yet
+    step.advance(4.0)           # time moves before it does
+    await until(lambda: asked, what="the sleep started")
+    assert asked == [6.0]
+    step.advance(6.0)           # the deadline: 10.0, not 4.0 + 10.0
+    await asyncio.wait_for(waiting, 5)
+    await s.close()

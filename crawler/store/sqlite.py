@@ -27,10 +27,10 @@ import structlog
 
 from ..errors import StoreError, storage_error
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
-from ..oci import ImageConfig, ImageIndex, ImageManifest
+from ..oci import ImageConfig
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import (MANIFEST_COLUMNS, STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row,
-                   descriptor_annotation_rows, diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
+from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, stored_versions
+from .sqlapply import PACKAGE_ERRORS, Unchanged, apply_package_rows, chunks, package_error, save_cache_rows
 
 log = structlog.get_logger("crawler.store")
 
@@ -42,7 +42,6 @@ SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, Sequence[str]] = {
     2: ("ALTER TABLE packages ADD COLUMN full_listed_at TEXT",),
 }
-_CHUNK = 500  # well under SQLITE_MAX_VARIABLE_NUMBER on every build
 BUSY_TIMEOUT_MS = 10_000   # how long a write waits for a lock another process holds, in all
 BUSY_SLICE_MS = 200        # one wait inside SQLite; between two, a stop signal is noticed
 # A run row's counters are written at every checkpoint; its outcome fields
@@ -54,11 +53,6 @@ _COUNTER_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"status", "fin
 
 def schema_text() -> str:
     return resources.files("crawler.store").joinpath("schema.sql").read_text(encoding="utf-8")
-
-
-def _chunks(items: Sequence, size: int = _CHUNK):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def create_private_file(path: Path) -> None:
@@ -223,7 +217,7 @@ class SQLiteReader:
 
     async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
         out: dict[str, StoredPackage] = {}
-        for chunk in _chunks(sorted(set(names))):
+        for chunk in chunks(sorted(set(names))):
             marks = ",".join("?" * len(chunk))
             for name, *row in await self._all(
                     f"SELECT name, {STORED_PACKAGE_COLUMNS} "
@@ -240,7 +234,7 @@ class SQLiteReader:
     async def _known(self, table: str, digests: Iterable[str]) -> set[str]:
         wanted = sorted(set(digests))
         found: set[str] = set()
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             marks = ",".join("?" * len(chunk))
             found.update(r[0] for r in await self._all(f"SELECT digest FROM {table} WHERE digest IN ({marks})",
                                                         chunk))
@@ -249,7 +243,7 @@ class SQLiteReader:
     async def children(self, parents: Iterable[str]) -> dict[str, list[str]]:
         wanted = sorted(set(parents))
         out: dict[str, list[str]] = {}
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             marks = ",".join("?" * len(chunk))
             for parent, child in await self._all(
                 f"SELECT parent_digest, child_digest FROM manifest_children "
@@ -288,7 +282,7 @@ class SQLiteReader:
             cutoff = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - max_age_s,
                                             timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         due: set[str] = set()
-        for chunk in _chunks(list(owners)):
+        for chunk in chunks(list(owners)):
             marks = ",".join("?" * len(chunk))
             sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
                    "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
@@ -311,7 +305,7 @@ class SQLiteReader:
         young = None if young_s is None else _stamp(now - young_s)
         recent = _stamp(now - interval_s)
         found: dict[tuple[int, str, str], set[str]] = {}
-        for chunk in _chunks(list(owners)):
+        for chunk in chunks(list(owners)):
             marks = ",".join("?" * len(chunk))
             sql = ("SELECT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
                    "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
@@ -359,7 +353,7 @@ class SQLiteWriter:
             await self._begin()
             try:
                 yield self._w
-            except _Unchanged:
+            except Unchanged:
                 await _rollback(self._w)
                 return
             except BaseException:
@@ -479,26 +473,26 @@ class SQLiteWriter:
             for owner_id, result in batch:
                 outcomes.append(await self._savepoint(db, owner_id, result))
             if not any(isinstance(o, Applied) and o.changed for o in outcomes):
-                raise _Unchanged   # writes nothing, not even `last_synced`
+                raise Unchanged   # writes nothing, not even `last_synced`
         return outcomes
 
     async def _savepoint(self, db, owner_id: int, result: PackageResult) -> Applied | Exception:
         await db.execute("SAVEPOINT package")
         try:
-            applied = await _apply(db, self._w, owner_id, result)
+            applied = await apply_package_rows(db, self._w, owner_id, result)
         except Exception as exc:
-            mine = not isinstance(exc, (OSError, sqlite3.Error)) or isinstance(exc, _PACKAGE_ERRORS)
+            mine = not isinstance(exc, (OSError, sqlite3.Error)) or isinstance(exc, PACKAGE_ERRORS)
             if not mine or not self._w.in_transaction:
                 raise   # the transaction's (a lock, a full disk, I/O), not this package's: the batch fails
             await db.execute("ROLLBACK TO package")
             await db.execute("RELEASE package")
-            return exc.args[0] if isinstance(exc, _Unchanged) else _package_error(exc, self._path)
+            return exc.args[0] if isinstance(exc, Unchanged) else package_error(exc, self._path)
         await db.execute("RELEASE package")
         return applied
 
     async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
         async with self.transaction() as db:
-            await _save_cache(db, entries)
+            await save_cache_rows(db, entries)
 
     async def save_registry_facts(self, registry: str, facts: RegistryFacts) -> None:
         """Remember what the registry said; a fact left None keeps the stored one."""
@@ -657,247 +651,6 @@ async def _pragmas(conn: aiosqlite.Connection) -> None:
                    "PRAGMA synchronous = NORMAL", f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}",
                    f"PRAGMA journal_size_limit = {WAL_CHECKPOINT_PAGES * 4096}"):
         await conn.execute(pragma)
-
-
-async def _many(db, sql: str, rows: list) -> None:
-    """executemany, but no trip to the database thread for no rows (most of
-    a package's statements have none: nothing closed, no referrers)."""
-    if rows:
-        await db.executemany(sql, rows)
-
-
-async def _save_cache(db, entries: Iterable[CacheEntry]) -> None:
-    await _many(
-        db, "INSERT INTO http_cache (url, etag, payload, updated_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, payload = excluded.payload, "
-        "updated_at = excluded.updated_at",
-        [(e.url, e.etag, e.payload, utc_now()) for e in entries])
-
-
-class _Unchanged(Exception):
-    """Raised inside a transaction (or a package's savepoint) that wrote
-    nothing worth keeping: roll back."""
-
-
-# What one package's rows can do wrong (a constraint, a value SQLite cannot
-# bind): its savepoint is rolled back and its batch-mates commit. SQLite's
-# other errors (a lock, a full disk, I/O, a damaged file) are the whole
-# transaction's, as is anything after which SQLite ended it itself.
-_PACKAGE_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
-
-
-def _package_error(exc: Exception, path: Path) -> Exception:
-    """The error a package's savepoint was rolled back for (a constraint, a
-    value SQLite cannot bind, a row that could not be built), as the store's
-    boundary reports it: SQLite's errors as StoreError, the cause kept."""
-    if not isinstance(exc, sqlite3.Error):
-        return exc
-    error = storage_error(exc, str(path))
-    error.__cause__ = exc
-    return error
-
-
-async def _apply(db, conn: aiosqlite.Connection, owner_id: int, result: PackageResult) -> Applied:
-    """One package's rows, inside the caller's savepoint; _Unchanged (its
-    Applied the argument) when nothing had to change."""
-    applied = Applied()
-    now = utc_now()
-    before = conn.total_changes
-    package_id, row_changed = await _package_row(db, owner_id, result, now)
-    await _write_content(db, result, now, applied)
-    await _write_digests(db, package_id, result, now, applied)
-    await _write_tags(db, package_id, result, now, applied)
-    await _many(
-        db, "INSERT INTO referrers (subject_digest, referrer_digest, kind, artifact_type, via) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via) for r in result.referrers])
-    await _save_cache(db, result.cache)
-    await db.execute("DELETE FROM incomplete_listings WHERE owner_id = ? AND package = ?",
-                     (owner_id, result.ref.name))
-    applied.changed = row_changed or conn.total_changes > before
-    if not applied.changed:
-        raise _Unchanged(applied)
-    return applied
-
-
-async def _package_row(db, owner_id: int, result: PackageResult, now: str) -> tuple[int, bool]:
-    """The package's id, and whether its row had to change (new, revived,
-    or listing fields that differ)."""
-    ref = result.ref
-    rows = await db.execute_fetchall(
-        "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
-        "deleted_at, full_listed_at, last_synced FROM packages WHERE owner_id = ? AND name = ?",
-        (owner_id, ref.name))
-    row = rows[0] if rows else None
-    wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
-              ref.updated_at, None)
-    if (row is not None and tuple(row[1:9]) == wanted and not result.full
-            and not restamp(result, row[9], row[10])):
-        return row[0], False
-    return await _upsert_package(db, owner_id, result, now), True
-
-
-async def _upsert_package(db, owner_id: int, result: PackageResult, now: str) -> int:
-    ref = result.ref
-    listed, keep = full_listed(result, now)
-    [(package_id,)] = await db.execute_fetchall(
-        "INSERT INTO packages (owner_id, name, github_id, visibility, repository, html_url, version_count, "
-        "created_at, updated_at, first_seen, last_synced, full_listed_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (owner_id, name) DO UPDATE SET github_id = excluded.github_id, "
-        "visibility = excluded.visibility, repository = excluded.repository, html_url = excluded.html_url, "
-        "version_count = excluded.version_count, created_at = excluded.created_at, "
-        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL, "
-        "full_listed_at = CASE WHEN ? THEN packages.full_listed_at ELSE excluded.full_listed_at END "
-        "RETURNING id",
-        (owner_id, ref.name, ref.github_id, ref.visibility, ref.repository, ref.html_url,
-         ref.version_count, ref.created_at, ref.updated_at, now, now, listed, keep))
-    return package_id
-
-
-_INSERT_MANIFEST = (f"INSERT INTO manifests ({', '.join(MANIFEST_COLUMNS)}, fetched_at) "
-                    f"VALUES ({', '.join('?' * (len(MANIFEST_COLUMNS) + 1))}) ON CONFLICT DO NOTHING")
-
-
-async def _write_content(db, result: PackageResult, now: str, applied: Applied) -> None:
-    """New content, one executemany per table (a package costs the same few
-    round trips to the database thread whatever its size). Under --full each
-    object is compared with what is stored instead, and repaired."""
-    if result.full:
-        await _repair_content(db, result, now, applied)
-        return
-    configs = {c.digest: c for c in result.configs}
-    manifests = [(*manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None), now)
-                 for m in result.manifests]
-    if manifests:
-        cur = await db.executemany(_INSERT_MANIFEST, manifests)
-        applied.manifests_new += max(cur.rowcount, 0)
-    batches = {
-        "manifest_children": [r for m in result.manifests if isinstance(m, ImageIndex) for r in children_rows(m)],
-        "layers": [r for m in result.manifests if isinstance(m, ImageManifest) for r in layer_rows(m)],
-        "annotations": [(m.digest, k, v) for m in result.manifests for k, v in m.annotations],
-        "descriptor_annotations": [r for m in result.manifests for r in descriptor_annotation_rows(m)],
-        "config_labels": [(c.digest, k, v) for c in result.configs for k, v in c.labels],
-    }
-    await _many(db, "INSERT INTO configs (digest, os, architecture, variant, os_version, created, "
-                "fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(*config_row(c), now) for c in result.configs])
-    for table, rows in batches.items():
-        if rows:
-            marks = ", ".join("?" * len(rows[0]))
-            await db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
-
-
-async def _repair_content(db, result: PackageResult, now: str, applied: Applied) -> None:
-    """Under --full: every object compared with what is stored and repaired.
-    The stored rows are read a table at a time for the whole package (a few
-    trips to the database thread, not several an object: a --full of 29,000
-    digests made ~370,000)."""
-    configs = {c.digest: c for c in result.configs}
-    config_rows = {c.digest: config_row(c) for c in result.configs}
-    stored = await _stored_by_key(
-        db, "SELECT digest, os, architecture, variant, os_version, created FROM configs", "digest", config_rows)
-    await _many(db, "INSERT INTO configs (digest, os, architecture, variant, os_version, created, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(*row, now) for d, row in config_rows.items() if d not in stored])
-    changed = [row for d, row in config_rows.items() if d in stored and stored[d] != [row]]
-    await _many(db, "UPDATE configs SET os = ?, architecture = ?, variant = ?, os_version = ?, created = ? "
-                "WHERE digest = ?", [(*row[1:], row[0]) for row in changed])
-    applied.corrected += len(changed)
-    await _repair_rows(db, "config_labels", "config_digest",
-                       {c.digest: [(c.digest, k, v) for k, v in c.labels] for c in result.configs}, applied)
-
-    manifests = {m.digest: m for m in result.manifests}
-    manifest_rows = {d: manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None)
-                     for d, m in manifests.items()}
-    stored = await _stored_by_key(db, f"SELECT {', '.join(MANIFEST_COLUMNS)} FROM manifests", "digest",
-                                  manifest_rows)
-    new = [(*row, now) for d, row in manifest_rows.items() if d not in stored]
-    await _many(db, _INSERT_MANIFEST, new)
-    applied.manifests_new += len(new)
-    changed = [row for d, row in manifest_rows.items() if d in stored and stored[d] != [row]]
-    sets = ", ".join(f"{c} = ?" for c in MANIFEST_COLUMNS[1:])
-    await _many(db, f"UPDATE manifests SET {sets} WHERE digest = ?", [(*row[1:], row[0]) for row in changed])
-    applied.corrected += len(changed)
-    indexes = {d: m for d, m in manifests.items() if isinstance(m, ImageIndex)}
-    await _repair_rows(db, "manifest_children", "parent_digest",
-                       {d: children_rows(m) for d, m in indexes.items()}, applied)
-    await _repair_rows(db, "layers", "manifest_digest",
-                       {d: layer_rows(m) for d, m in manifests.items() if d not in indexes}, applied)
-    await _repair_rows(db, "annotations", "digest",
-                       {d: [(d, k, v) for k, v in m.annotations] for d, m in manifests.items()}, applied)
-    await _repair_rows(db, "descriptor_annotations", "manifest_digest",
-                       {d: descriptor_annotation_rows(m) for d, m in manifests.items()}, applied)
-
-
-async def _stored_by_key(db, select: str, key_column: str, keys: Iterable[str]) -> dict[str, list[tuple]]:
-    """The rows `select` reads for these keys, by key (`key_column` first)."""
-    out: dict[str, list[tuple]] = {}
-    for chunk in _chunks(list(keys)):
-        marks = ",".join("?" * len(chunk))
-        for row in await db.execute_fetchall(f"{select} WHERE {key_column} IN ({marks})", chunk):
-            out.setdefault(row[0], []).append(tuple(row))
-    return out
-
-
-async def _repair_rows(db, table: str, key_column: str, wanted: dict[str, list[tuple]],
-                       applied: Applied) -> None:
-    """Make the child rows of each content-addressed object (a key of
-    `wanted`) exactly its rows, counting the rows that had to change."""
-    stored = await _stored_by_key(db, f"SELECT * FROM {table}", key_column, wanted)
-    stale, rows = [], []
-    for key, want in wanted.items():
-        have, want_set = set(stored.get(key, ())), set(want)
-        if have == want_set:
-            continue
-        applied.corrected += max(len(have - want_set), len(want_set - have))  # rows changed, not +/-
-        stale.append((key,))
-        rows.extend(want)
-    await _many(db, f"DELETE FROM {table} WHERE {key_column} = ?", stale)
-    if rows:
-        marks = ", ".join("?" * len(rows[0]))
-        await db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-
-
-async def _write_digests(db, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:
-    await _many(
-        db, "INSERT INTO package_digests (package_id, digest, version_id, created_at, updated_at, first_seen) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (package_id, digest) DO UPDATE SET "
-        "version_id = COALESCE(excluded.version_id, package_digests.version_id), "
-        "created_at = COALESCE(excluded.created_at, package_digests.created_at), "
-        "updated_at = COALESCE(excluded.updated_at, package_digests.updated_at), "
-        "first_seen = CASE WHEN package_digests.last_seen IS NULL THEN package_digests.first_seen "
-        "ELSE excluded.first_seen END, last_seen = NULL "
-        # only when something differs: an unchanged package must write nothing
-        "WHERE package_digests.last_seen IS NOT NULL "
-        "OR COALESCE(excluded.version_id, package_digests.version_id) IS NOT package_digests.version_id "
-        "OR COALESCE(excluded.created_at, package_digests.created_at) IS NOT package_digests.created_at "
-        "OR COALESCE(excluded.updated_at, package_digests.updated_at) IS NOT package_digests.updated_at",
-        [(package_id, v.digest, v.version_id, v.created_at, v.updated_at, now) for v in result.versions])
-    if not result.complete:
-        return
-    listed = await db.execute_fetchall(
-        "SELECT digest FROM package_digests WHERE package_id = ? AND last_seen IS NULL", (package_id,))
-    present = {v.digest for v in result.versions}
-    gone = [(now, package_id, d) for (d,) in listed if d not in present]
-    await _many(db, "UPDATE package_digests SET last_seen = ? WHERE package_id = ? AND digest = ?", gone)
-    applied.digests_closed += len(gone)
-    if result.full:
-        applied.corrected += len(gone)
-
-
-async def _write_tags(db, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:
-    current = dict(await db.execute_fetchall(
-        "SELECT tag, digest FROM tags WHERE package_id = ? AND last_seen IS NULL", (package_id,)))
-    close, opened = diff_tags(current, result.tags, result.complete)
-    await _many(db, "UPDATE tags SET last_seen = ? WHERE package_id = ? AND tag = ? AND last_seen IS NULL",
-                [(now, package_id, t) for t in close])
-    await _many(db, "INSERT INTO tags (package_id, tag, digest, first_seen) VALUES (?, ?, ?, ?)",
-                [(package_id, t, d, now) for t, d in opened])
-    applied.tags_closed += len(close)
-    applied.tags_opened += len(opened)
-    if result.full:
-        applied.corrected += len(close)
 
 
 class SQLiteEvents:

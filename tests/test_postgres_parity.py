@@ -68,11 +68,14 @@ def test_generation_refuses_what_it_cannot_translate():
 def both(world, sample, pg_server, tmp_path_factory):
     """The sample world synced into SQLite and into PostgreSQL, with one frozen clock."""
     import crawler.engine.run
+    import crawler.store.pgapply
     import crawler.store.postgres
+    import crawler.store.sqlapply
     import crawler.store.sqlite
     tmp = tmp_path_factory.mktemp("parity")
     mp = pytest.MonkeyPatch()
-    for module in (crawler.engine.run, crawler.store.sqlite, crawler.store.postgres):
+    for module in (crawler.engine.run, crawler.store.sqlite, crawler.store.sqlapply, crawler.store.postgres,
+                   crawler.store.pgapply):
         mp.setattr(module, "utc_now", lambda: FROZEN)
     try:
         lite = tmp / "inventory.db"

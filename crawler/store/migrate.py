@@ -28,7 +28,8 @@ from ..errors import StoreError, UsageError
 from ..lock import SyncLock
 from ..readonly import open_readonly
 from .pgconnect import PgTarget, claim_owners, connect, translate
-from .postgres import SCHEMA_VERSION, _Tx, apply_schema, column_layout
+from .pgapply import Tx
+from .postgres import SCHEMA_VERSION, apply_schema, column_layout
 
 log = structlog.get_logger("crawler.store.migrate")
 
@@ -86,7 +87,7 @@ async def _copy(lite: sqlite3.Connection, conn: asyncpg.Connection, target: PgTa
         await claim_owners(conn, registry, [n for r, n in owners if r == registry], target.where)
     done = Migrated()
     async with conn.transaction():
-        tx = _Tx(conn, layout)
+        tx = Tx(conn, layout)
         owner_ids = await _keyed(tx, lite, done, "owners", ("registry", "name"), {})
         package_ids = await _keyed(tx, lite, done, "packages", ("owner_id", "name"), {"owner_id": owner_ids})
         for table in CONTENT:
@@ -119,7 +120,7 @@ def _columns(lite: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in lite.execute(f'PRAGMA table_info("{table}")')]
 
 
-async def _keyed(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, key: Sequence[str],
+async def _keyed(tx: Tx, lite: sqlite3.Connection, done: Migrated, table: str, key: Sequence[str],
                  refs: dict[str, _Ids]) -> _Ids:
     """Copy a table with an id, matching rows on `key` (after mapping the
     columns in `refs` to target ids); returns the id mapping."""
@@ -154,7 +155,7 @@ async def _keyed(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, 
     return ids
 
 
-async def _content(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str) -> None:
+async def _content(tx: Tx, lite: sqlite3.Connection, done: Migrated, table: str) -> None:
     columns = [c for c, _ in tx.layout[table]]
     source = _columns(lite, table)
     rows = [tuple(_cast(v) for v in r) for r in lite.execute(f"SELECT {', '.join(columns)} FROM {table}")]
@@ -166,7 +167,7 @@ async def _content(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str
     done.kept[table] = len(rows) - copied
 
 
-async def _children(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, parent: str, ids: _Ids,
+async def _children(tx: Tx, lite: sqlite3.Connection, done: Migrated, table: str, parent: str, ids: _Ids,
                     fresh: set[int], *, order: str = "", keep_id: bool = False, one_by_one: bool = False) -> None:
     """Rows belonging to a parent copied just now (a parent already in the
     target keeps its own rows: they were copied with it, or are newer)."""
@@ -188,7 +189,7 @@ async def _children(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: st
     done.kept[table] = len(rows) - len(wanted)
 
 
-async def _mapped(tx: _Tx, lite: sqlite3.Connection, done: Migrated, table: str, refs: dict[str, _Ids]) -> None:
+async def _mapped(tx: Tx, lite: sqlite3.Connection, done: Migrated, table: str, refs: dict[str, _Ids]) -> None:
     """Copy a table whose rows point at owners or runs, the ids mapped."""
     columns = [c for c, _ in tx.layout[table]]
     rows = []

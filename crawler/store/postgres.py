@@ -39,14 +39,14 @@ import structlog
 from ..config import DatabaseConfig
 from ..errors import LockHeldError, StoreBusyError, StoreError, UnreachableError
 from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
-from ..oci import ImageConfig, ImageIndex, ImageManifest
+from ..oci import ImageConfig
 from ..secret import Secret
 from .pgconnect import (PgTarget, claim_owners, connect, connect_kwargs, is_connection_loss, is_retryable,
                         lock_key, translate)
 from .pgschema import EXTRA_COLUMNS, fingerprint, postgres_statements
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import (MANIFEST_COLUMNS, STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, children_rows, config_row,
-                   descriptor_annotation_rows, diff_tags, full_listed, layer_rows, manifest_row, restamp, stored_versions)
+from .pgapply import PACKAGE_ERRORS, Tx, Unchanged, apply_package_rows, pg_text, save_cache_rows
+from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, stored_versions
 
 log = structlog.get_logger("crawler.store.postgres")
 
@@ -61,7 +61,6 @@ SCHEMA_LOCK = lock_key("ghcr-inventory", "schema")
 RETRIES = 4                 # a transaction the server aborted (deadlock, serialization)
 READERS = 4                 # read-only sessions of the workers' pool
 _COUNTER_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"status", "finished_at", "exit_code", "message"}
-_ROWS = re.compile(r"(\d+)$")
 _STORED_VERSIONS = STORED_VERSIONS_SQL.replace("?", "$1")   # one parameter, the package id, used thrice
 
 
@@ -232,7 +231,7 @@ class PostgresReader:
             self._pool.terminate()
 
     async def _all(self, sql: str, *args) -> list:
-        args = tuple(map(_text, args))
+        args = tuple(map(pg_text, args))
 
         async def attempt():
             async with self._pool.acquire() as conn:
@@ -346,91 +345,6 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Unchanged(Exception):
-    """Raised inside a transaction that wrote nothing worth keeping: roll back."""
-
-
-# What one package's rows can do wrong (a value out of range, a constraint):
-# its savepoint is rolled back and its batch-mates commit. Anything else (a
-# lock, a full disk, a lost session, a deadlock) is the transaction's.
-_PACKAGE_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-
-
-async def _apply(tx: "_Tx", owner_id: int, result: PackageResult) -> Applied:
-    """One package's rows, inside the caller's savepoint; _Unchanged (its
-    Applied the argument) when nothing had to change."""
-    applied = Applied()
-    now = utc_now()
-    package_id, row_changed = await _package_row(tx, owner_id, result, now)
-    before = tx.changes
-    await _write_content(tx, result, now, applied)
-    await _write_digests(tx, package_id, result, now, applied)
-    await _write_tags(tx, package_id, result, now, applied)
-    await tx.insert("referrers", sorted({(r.subject_digest, r.referrer_digest, r.kind, r.artifact_type, r.via)
-                                         for r in result.referrers}))
-    await _save_cache(tx, result.cache)
-    await tx.execute("DELETE FROM incomplete_listings WHERE owner_id = $1 AND package = $2",
-                     owner_id, result.ref.name)
-    applied.changed = row_changed or tx.changes > before
-    if not applied.changed:
-        raise _Unchanged(applied)
-    return applied
-
-
-def _text(value: Any) -> Any:
-    """PostgreSQL's text cannot hold U+0000 (SQLite's can, and a registry's
-    JSON may carry it in a label): stored as U+FFFD, so one hostile value
-    cannot stop a run."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
-    return value
-
-
-class _Tx:
-    """One transaction's connection, counting the rows its statements changed;
-    every text value it sends passes through `_text`."""
-
-    def __init__(self, conn: asyncpg.Connection, layout: dict[str, list[tuple[str, str]]]) -> None:
-        self.conn = conn
-        self.layout = layout
-        self.changes = 0
-
-    async def execute(self, sql: str, *args) -> int:
-        status = await self.conn.execute(sql, *map(_text, args))
-        n = int(m.group(1)) if (m := _ROWS.search(status or "")) else 0
-        self.changes += n
-        return n
-
-    async def fetch(self, sql: str, *args) -> list:
-        return await self.conn.fetch(sql, *map(_text, args))
-
-    async def fetchrow(self, sql: str, *args):
-        return await self.conn.fetchrow(sql, *map(_text, args))
-
-    async def fetchval(self, sql: str, *args):
-        return await self.conn.fetchval(sql, *map(_text, args))
-
-    async def insert(self, table: str, rows: Sequence[tuple], *, columns: Sequence[str] | None = None,
-                     conflict: str = "ON CONFLICT DO NOTHING") -> int:
-        """INSERT the rows as one statement over unnest arrays, in key order
-        (every column, the key first: the row locks of two transactions
-        writing the same keys are taken in one order). Returns rows written."""
-        if not rows:
-            return 0
-        layout = dict(self.layout[table])
-        names = list(columns or [c for c, _ in self.layout[table]])
-        arrays = [[_text(v) for v in col] for col in zip(*rows)]
-        casts = ", ".join(f"${i + 1}::{_ARRAY[layout[n]]}" for i, n in enumerate(names))
-        order = ", ".join(str(i + 1) for i in range(len(names)) if layout[names[i]] != "bytea")
-        sql = (f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({casts}) "
-               f"ORDER BY {order} {conflict}")
-        return await self.execute(sql, *arrays)
-
-
-_ARRAY = {"text": "text[]", "bigint": "bigint[]", "bytea": "bytea[]", "integer": "integer[]",
-          "double precision": "float8[]"}
-
-
 class PostgresWriter:
     """The write face (StoreWriter): every method one transaction on the
     writer's session, which also holds the run's owner locks."""
@@ -510,17 +424,17 @@ class PostgresWriter:
         finally:
             await _close(other)
 
-    async def _transaction(self, work: Callable[[_Tx], Awaitable[Any]]) -> Any:
+    async def _transaction(self, work: Callable[[Tx], Awaitable[Any]]) -> Any:
         """`work` in one transaction; retried whole after a lost connection
         or an aborted transaction (bounded), translated otherwise."""
         async def attempt():
             conn = await self._session()
-            tx = _Tx(conn, self._layout)
+            tx = Tx(conn, self._layout)
             self._busy = True
             try:
                 async with conn.transaction():
                     return await work(tx)
-            except _Unchanged as unchanged:
+            except Unchanged as unchanged:
                 return unchanged.args[0] if unchanged.args else None
             except asyncpg.QueryCanceledError as exc:
                 if self._interrupted:
@@ -550,7 +464,7 @@ class PostgresWriter:
         """Runs left 'running' by a process that no longer has a session (its
         application_name is gone from pg_stat_activity): killed. Several
         crawlers run at once, so "running" alone proves nothing here."""
-        async def work(tx: _Tx) -> int:
+        async def work(tx: Tx) -> int:
             return await tx.execute(
                 "UPDATE sync_runs SET status = 'interrupted', finished_at = COALESCE(finished_at, $1), "
                 "message = COALESCE(message, 'process ended without finishing the run') "
@@ -562,7 +476,7 @@ class PostgresWriter:
     async def begin_run(self, mode: str, owners: Iterable[str], pid: int, host: str) -> int:
         owners = ",".join(owners)
 
-        async def work(tx: _Tx) -> int:
+        async def work(tx: Tx) -> int:
             return await tx.fetchval(
                 "INSERT INTO sync_runs (started_at, mode, status, owners, pid, host) "
                 "VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id", utc_now(), mode, owners, pid, host)
@@ -572,14 +486,14 @@ class PostgresWriter:
         values = {k: v for k, v in asdict(record).items() if v is not None or k in _COUNTER_FIELDS}
         columns = ", ".join(f"{k} = ${i + 1}" for i, k in enumerate(values))
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.execute(f"UPDATE sync_runs SET {columns} WHERE id = ${len(values) + 1}",
                              *values.values(), run_id)
         await self._transaction(work)
 
     async def record_error(self, run_id: int, owner: str | None, package: str | None,
                            kind: str, message: str) -> None:
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.execute("INSERT INTO run_errors (run_id, owner, package, kind, message, at) "
                              "VALUES ($1, $2, $3, $4, $5, $6)", run_id, owner, package, kind, message, utc_now())
         await self._transaction(work)
@@ -587,11 +501,11 @@ class PostgresWriter:
     # -- owners and packages ------------------------------------------------------------
 
     async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
-        async def work(tx: _Tx) -> int:
+        async def work(tx: Tx) -> int:
             row = await tx.fetchrow("SELECT id, kind, discovery FROM owners WHERE registry = $1 AND name = $2",
                                     registry, name)
             if row and (row[1], row[2]) == (kind, discovery):
-                raise _Unchanged(row[0])   # a no-op run writes nothing but its run row
+                raise Unchanged(row[0])   # a no-op run writes nothing but its run row
             return await tx.fetchval(
                 "INSERT INTO owners (registry, name, kind, discovery, first_seen) VALUES ($1, $2, $3, $4, $5) "
                 "ON CONFLICT (registry, name) DO UPDATE SET kind = excluded.kind, "
@@ -604,7 +518,7 @@ class PostgresWriter:
         scope but absent are deleted (their tags and digests closed)."""
         now = utc_now()
 
-        async def work(tx: _Tx) -> list[str]:
+        async def work(tx: Tx) -> list[str]:
             gone = [(pid, name) for pid, name in await tx.fetch(
                 "SELECT id, name FROM packages WHERE owner_id = $1 AND deleted_at IS NULL ORDER BY id", owner_id)
                 if name not in present and in_scope(name)]
@@ -632,20 +546,20 @@ class PostgresWriter:
         serialization failure or a lost session is the whole transaction's
         (retried whole by `_transaction`), never one package's; a batch in
         which nothing changed is rolled back."""
-        async def work(tx: _Tx) -> list[Applied | Exception]:
+        async def work(tx: Tx) -> list[Applied | Exception]:
             outcomes = [await self._savepoint(tx, owner_id, result) for owner_id, result in batch]
             if not any(isinstance(o, Applied) and o.changed for o in outcomes):
-                raise _Unchanged(outcomes)
+                raise Unchanged(outcomes)
             return outcomes
         return await self._transaction(work)
 
-    async def _savepoint(self, tx: _Tx, owner_id: int, result: PackageResult) -> Applied | Exception:
+    async def _savepoint(self, tx: Tx, owner_id: int, result: PackageResult) -> Applied | Exception:
         try:
             async with tx.conn.transaction():
-                return await _apply(tx, owner_id, result)
-        except _Unchanged as unchanged:
+                return await apply_package_rows(tx, owner_id, result)
+        except Unchanged as unchanged:
             return unchanged.args[0]
-        except _PACKAGE_ERRORS as exc:
+        except PACKAGE_ERRORS as exc:
             return translate(exc, self._target.where)
         except Exception as exc:
             if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)):
@@ -655,14 +569,14 @@ class PostgresWriter:
     async def save_cache(self, entries: Iterable[CacheEntry]) -> None:
         entries = list(entries)
 
-        async def work(tx: _Tx) -> None:
-            await _save_cache(tx, entries)
+        async def work(tx: Tx) -> None:
+            await save_cache_rows(tx, entries)
         await self._transaction(work)
 
     async def save_registry_facts(self, registry: str, facts: RegistryFacts) -> None:
         referrers = None if facts.referrers is None else int(facts.referrers)
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.execute(
                 "INSERT INTO registry_facts (registry, realm, service, referrers, updated_at) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (registry) DO UPDATE SET "
@@ -677,7 +591,7 @@ class PostgresWriter:
         now = utc_now()
         values = [(*r[:2], None if r[2] is None else int(r[2]), *r[3:], now) for _, r in sorted(latest.items())]
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.insert("repositories", values, conflict=(
                 "ON CONFLICT (name_with_owner) DO UPDATE SET node_id = excluded.node_id, "
                 "archived = excluded.archived, visibility = excluded.visibility, pushed_at = excluded.pushed_at, "
@@ -690,7 +604,7 @@ class PostgresWriter:
         names = sorted(set(names))
         now = utc_now()
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.insert("repositories", [(n, now) for n in names], columns=("name_with_owner", "fetched_at"),
                             conflict="ON CONFLICT (name_with_owner) DO UPDATE SET fetched_at = excluded.fetched_at")
         await self._transaction(work)
@@ -701,7 +615,7 @@ class PostgresWriter:
     async def mark_incomplete(self, owner_id: int, package: str, run_id: int, kind: str,
                               message: str) -> None:
         """As SQLiteWriter.mark_incomplete ('' = the owner's packages listing)."""
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.execute(
                 "INSERT INTO incomplete_listings (owner_id, package, run_id, kind, message, at) "
                 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner_id, package) DO UPDATE SET "
@@ -718,7 +632,7 @@ class PostgresWriter:
         listed = {r.digest for r in rows}
         values = sorted({(owner_id, *_attestation_values(r), now) for r in rows}, key=lambda v: v[:3])
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.execute("DELETE FROM attestations WHERE owner_id = $1 AND digest = ANY($2::text[])",
                              owner_id, answered)
             await tx.insert("attestations", values, columns=_ATTESTATION_COLUMNS)
@@ -736,7 +650,7 @@ class PostgresWriter:
         now = utc_now()
         wanted = sorted(set(digests))
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.insert("attestation_checks", [(owner_id, d, "unknown", now, reason) for d in wanted],
                             columns=("owner_id", "digest", "coverage", "checked_at", "reason"),
                             conflict="ON CONFLICT (owner_id, digest) DO UPDATE SET checked_at = excluded.checked_at, "
@@ -750,7 +664,7 @@ class PostgresWriter:
         if not rows:
             return
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.insert("package_changes", rows, columns=("run_id", "owner", "package", "via", "at"))
         await self._transaction(work)
 
@@ -768,7 +682,7 @@ class PostgresEvents:
         self._one_at_a_time = asyncio.Lock()
 
     async def record_event(self, event: EventRecord) -> bool:
-        async def work(tx: _Tx) -> int:
+        async def work(tx: Tx) -> int:
             return await tx.insert("events", [astuple(event)], columns=self._COLUMNS,
                                    conflict="ON CONFLICT (delivery_id) DO NOTHING")
         async with self._one_at_a_time:
@@ -784,7 +698,7 @@ class PostgresEvents:
                             message: str | None) -> None:
         now = utc_now()
 
-        async def work(tx: _Tx) -> None:
+        async def work(tx: Tx) -> None:
             await tx.execute("UPDATE events SET state = $1, run_id = $2, finished_at = $3, message = $4 "
                              "WHERE delivery_id = ANY($5::text[])", state, run_id, now, message,
                              sorted(set(delivery_ids)))
@@ -813,162 +727,3 @@ def _attestation_values(r: AttestationRow) -> tuple:
 
 
 # --- one package's rows ------------------------------------------------------------------
-
-async def _save_cache(tx: _Tx, entries: Iterable[CacheEntry]) -> None:
-    now = utc_now()
-    latest = {e.url: (e.url, e.etag, e.payload, now) for e in entries}
-    await tx.insert("http_cache", [latest[u] for u in sorted(latest)], conflict=(
-        "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, payload = excluded.payload, "
-        "updated_at = excluded.updated_at"))
-
-
-async def _package_row(tx: _Tx, owner_id: int, result: PackageResult, now: str) -> tuple[int, bool]:
-    ref = result.ref
-    row = await tx.fetchrow(
-        "SELECT id, github_id, visibility, repository, html_url, version_count, created_at, updated_at, "
-        "deleted_at, full_listed_at, last_synced FROM packages WHERE owner_id = $1 AND name = $2", owner_id, ref.name)
-    wanted = (ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count, ref.created_at,
-              ref.updated_at, None)
-    if (row is not None and tuple(row[1:9]) == wanted and not result.full
-            and not restamp(result, row[9], row[10])):
-        return row[0], False
-    listed, keep = full_listed(result, now)
-    package_id = await tx.fetchval(
-        "INSERT INTO packages (owner_id, name, github_id, visibility, repository, html_url, version_count, "
-        "created_at, updated_at, first_seen, last_synced, full_listed_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-        "ON CONFLICT (owner_id, name) DO UPDATE SET github_id = excluded.github_id, "
-        "visibility = excluded.visibility, repository = excluded.repository, html_url = excluded.html_url, "
-        "version_count = excluded.version_count, created_at = excluded.created_at, "
-        "updated_at = excluded.updated_at, last_synced = excluded.last_synced, deleted_at = NULL, "
-        "full_listed_at = CASE WHEN $13::boolean THEN packages.full_listed_at ELSE excluded.full_listed_at END "
-        "RETURNING id",
-        owner_id, ref.name, ref.github_id, ref.visibility, ref.repository, ref.html_url, ref.version_count,
-        ref.created_at, ref.updated_at, now, now, listed, keep)
-    return package_id, True
-
-
-def _manifest_rows(result: PackageResult, now: str) -> list[tuple]:
-    configs = {c.digest: c for c in result.configs}
-    return [(*manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None), now)
-            for m in result.manifests]
-
-
-async def _write_content(tx: _Tx, result: PackageResult, now: str, applied: Applied) -> None:
-    """New content, one statement per table, the tables in one fixed order
-    (manifests, configs, children, layers, annotations, labels; referrers
-    after the package's own rows)."""
-    if result.full:
-        await _repair_content(tx, result, now, applied)
-        return
-    applied.manifests_new += await tx.insert("manifests", sorted(_manifest_rows(result, now)))
-    await tx.insert("configs", sorted({(*config_row(c), now) for c in result.configs}))
-    batches = {
-        "manifest_children": [r for m in result.manifests if isinstance(m, ImageIndex) for r in children_rows(m)],
-        "layers": [r for m in result.manifests if isinstance(m, ImageManifest) for r in layer_rows(m)],
-        "annotations": [(m.digest, k, v) for m in result.manifests for k, v in m.annotations],
-        "descriptor_annotations": [r for m in result.manifests for r in descriptor_annotation_rows(m)],
-        "config_labels": [(c.digest, k, v) for c in result.configs for k, v in c.labels],
-    }
-    for table, rows in batches.items():
-        await tx.insert(table, sorted(set(rows)))
-
-
-async def _repair_content(tx: _Tx, result: PackageResult, now: str, applied: Applied) -> None:
-    configs = {c.digest: c for c in result.configs}
-    for c in sorted(result.configs, key=lambda c: c.digest):
-        await _repair_config(tx, c, now, applied)
-    for m in sorted(result.manifests, key=lambda m: m.digest):
-        config = configs.get(m.config.digest) if isinstance(m, ImageManifest) else None
-        row = manifest_row(m, config)
-        if await tx.insert("manifests", [(*row, now)]):
-            applied.manifests_new += 1
-        else:
-            applied.corrected += await _repair_row(tx, "manifests", MANIFEST_COLUMNS, row)
-        if isinstance(m, ImageIndex):
-            await _repair_rows(tx, "manifest_children", children_rows(m), m.digest, "parent_digest", applied)
-        else:
-            await _repair_rows(tx, "layers", layer_rows(m), m.digest, "manifest_digest", applied)
-        await _repair_rows(tx, "annotations", [(m.digest, k, v) for k, v in m.annotations], m.digest, "digest",
-                           applied)
-        await _repair_rows(tx, "descriptor_annotations", descriptor_annotation_rows(m), m.digest,
-                           "manifest_digest", applied)
-
-
-_CONFIG_COLUMNS = ("digest", "os", "architecture", "variant", "os_version", "created")
-
-
-async def _repair_config(tx: _Tx, c: ImageConfig, now: str, applied: Applied) -> None:
-    row = config_row(c)
-    if not await tx.insert("configs", [(*row, now)]):
-        applied.corrected += await _repair_row(tx, "configs", _CONFIG_COLUMNS, row)
-    await _repair_rows(tx, "config_labels", [(c.digest, k, v) for k, v in c.labels], c.digest, "config_digest",
-                       applied)
-
-
-async def _repair_row(tx: _Tx, table: str, columns: Sequence[str], row: tuple) -> int:
-    stored = await tx.fetchrow(f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]} = $1", row[0])
-    if tuple(stored) == row:
-        return 0
-    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns[1:]))
-    await tx.execute(f"UPDATE {table} SET {sets} WHERE {columns[0]} = $1", row[0], *row[1:])
-    return 1
-
-
-async def _repair_rows(tx: _Tx, table: str, rows: list[tuple], key: str, key_column: str,
-                       applied: Applied) -> None:
-    names = ", ".join(c for c, _ in tx.layout[table])
-    stored = {tuple(r) for r in await tx.fetch(f"SELECT {names} FROM {table} WHERE {key_column} = $1", key)}
-    wanted = set(rows)
-    if stored == wanted:
-        return
-    applied.corrected += max(len(stored - wanted), len(wanted - stored))
-    await tx.execute(f"DELETE FROM {table} WHERE {key_column} = $1", key)
-    await tx.insert(table, rows, conflict="")
-
-
-async def _write_digests(tx: _Tx, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:
-    latest = {v.digest: (package_id, v.digest, v.version_id, v.created_at, v.updated_at, now)
-              for v in result.versions}
-    await tx.insert("package_digests", [latest[d] for d in sorted(latest)],
-                    columns=("package_id", "digest", "version_id", "created_at", "updated_at", "first_seen"),
-                    conflict=(
-        "ON CONFLICT (package_id, digest) DO UPDATE SET "
-        "version_id = COALESCE(excluded.version_id, package_digests.version_id), "
-        "created_at = COALESCE(excluded.created_at, package_digests.created_at), "
-        "updated_at = COALESCE(excluded.updated_at, package_digests.updated_at), "
-        "first_seen = CASE WHEN package_digests.last_seen IS NULL THEN package_digests.first_seen "
-        "ELSE excluded.first_seen END, last_seen = NULL "
-        "WHERE package_digests.last_seen IS NOT NULL "
-        "OR COALESCE(excluded.version_id, package_digests.version_id) IS DISTINCT FROM package_digests.version_id "
-        "OR COALESCE(excluded.created_at, package_digests.created_at) IS DISTINCT FROM package_digests.created_at "
-        "OR COALESCE(excluded.updated_at, package_digests.updated_at) IS DISTINCT FROM package_digests.updated_at"))
-    if not result.complete:
-        return
-    present = set(latest)
-    gone = sorted(d for (d,) in await tx.fetch(
-        "SELECT digest FROM package_digests WHERE package_id = $1 AND last_seen IS NULL", package_id)
-        if d not in present)
-    if gone:
-        await tx.execute("UPDATE package_digests SET last_seen = $1 WHERE package_id = $2 "
-                         "AND digest = ANY($3::text[])", now, package_id, gone)
-    applied.digests_closed += len(gone)
-    if result.full:
-        applied.corrected += len(gone)
-
-
-async def _write_tags(tx: _Tx, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:
-    current = {t: d for t, d in await tx.fetch(
-        "SELECT tag, digest FROM tags WHERE package_id = $1 AND last_seen IS NULL", package_id)}
-    close, opened = diff_tags(current, result.tags, result.complete)
-    if close:
-        await tx.execute("UPDATE tags SET last_seen = $1 WHERE package_id = $2 AND tag = ANY($3::text[]) "
-                         "AND last_seen IS NULL", now, package_id, close)
-    await tx.insert("tags", [(package_id, t, d, now) for t, d in opened],
-                    columns=("package_id", "tag", "digest", "first_seen"), conflict="")
-    applied.tags_closed += len(close)
-    applied.tags_opened += len(opened)
-    if result.full:
-        applied.corrected += len(close)
-
-

@@ -30,6 +30,17 @@ FAST_CRAWL = {"backoff_base_s": 0.001, "backoff_max_s": 0.01, "concurrency": 8}
 PG_PASSWORD_ENV = "GHCR_PG_PASSWORD"
 
 
+async def open_inventory(db):
+    """The store of a test inventory: SQLite for a path, PostgreSQL for a PgDb."""
+    if isinstance(db, PgDb):
+        from crawler.config import DatabaseConfig
+        from crawler.store.postgres import PostgresStore
+        return await PostgresStore.open(DatabaseConfig(path=None, url=db.url, lock_timeout_s=1.0),
+                                        Secret(os.environ[PG_PASSWORD_ENV]))
+    from crawler.store import SQLiteStore
+    return await SQLiteStore.open(db)
+
+
 class PgDb(Database):
     """A database on the test session's PostgreSQL server."""
 

@@ -198,29 +198,6 @@ async def test_full_resync_repairs_a_corrupted_row(store):
     assert clean.corrected == 0
 
 
-async def test_full_resync_repairs_each_object_of_a_package_and_only_those(store):
-    """--full reads a package's stored rows a table at a time: each object's
-    rows are still compared on their own (a tampered layer of one image, a
-    missing label of another, a deleted config), the untouched ones left."""
-    owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")
-    imgs = [image(20 + n, {"n": str(n), "team": "core"}) for n in range(3)]
-    tags = {f"v{n}": m.digest for n, (m, _) in enumerate(imgs)}
-    await store.writer.apply_package(owner, result("app", imgs, tags))
-    before = rows(store.path, "SELECT * FROM layers ORDER BY manifest_digest")
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE layers SET size = 7 WHERE manifest_digest = ?", (imgs[0][0].digest,))
-    conn.execute("DELETE FROM config_labels WHERE config_digest = ? AND key = 'team'", (imgs[1][1].digest,))
-    conn.execute("UPDATE configs SET os = 'plan9' WHERE digest = ?", (imgs[2][1].digest,))
-    conn.commit()
-    conn.close()
-    applied = await store.writer.apply_package(owner, result("app", imgs, tags, full=True))
-    assert applied.corrected == 3 and applied.manifests_new == 0
-    assert rows(store.path, "SELECT * FROM layers ORDER BY manifest_digest") == before
-    assert rows(store.path, "SELECT COUNT(*) FROM config_labels WHERE key = 'team'") == [(3,)]
-    assert rows(store.path, "SELECT DISTINCT os FROM configs") == [("linux",)]
-    again = await store.writer.apply_package(owner, result("app", imgs, tags, full=True))
-    assert again.corrected == 0
-
 
 def test_diff_tags_table():
     assert diff_tags({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}, True) == (["b"], [("b", "3"), ("c", "4")])

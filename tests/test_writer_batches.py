@@ -15,28 +15,18 @@ from dataclasses import replace
 
 import pytest
 
-from crawler.config import DatabaseConfig
 from crawler.engine.state import Hold
 from crawler.engine.writer import Writer
 from crawler.errors import StoreBusyError, StoreError
 from crawler.model import CacheEntry, Referrer
-from crawler.secret import Secret
 from crawler.store import Applied, SQLiteStore
-from tests.support import PG_PASSWORD_ENV, PgDb, rows, until
+from tests.support import PG_PASSWORD_ENV, open_inventory, rows, until
 from tests.test_store import image, result
-
-
-async def _open(db):
-    if isinstance(db, PgDb):
-        from crawler.store.postgres import PostgresStore
-        return await PostgresStore.open(DatabaseConfig(path=None, url=db.url, lock_timeout_s=1.0),
-                                        Secret(os.environ[PG_PASSWORD_ENV]))
-    return await SQLiteStore.open(db)
 
 
 @pytest.fixture
 async def opened(db):
-    s = await _open(db)
+    s = await open_inventory(db)
     yield s
     await s.close()
 
@@ -90,7 +80,7 @@ async def test_a_foreign_lock_mid_batch_fails_the_whole_batch_on_postgres(pg_db)
     transaction's error (lock_timeout), not the package's; the first
     package of the batch is not committed either."""
     import asyncpg
-    store = await _open(pg_db)
+    store = await open_inventory(pg_db)
     other = await asyncpg.connect(pg_db.url, password=os.environ[PG_PASSWORD_ENV])
     try:
         owner = await store.writer.ensure_owner("ghcr.io", "acme", "org", "rest")

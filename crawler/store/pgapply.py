@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import asyncpg
 
 from ..model import CacheEntry, PackageResult, utc_now
-from ..oci import ImageConfig, ImageIndex, ImageManifest
+from ..oci import ImageIndex, ImageManifest
 from .protocol import Applied
 from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, full_listed,
                    layer_rows, manifest_row, restamp)
@@ -167,56 +167,72 @@ async def _write_content(tx: Tx, result: PackageResult, now: str, applied: Appli
 
 
 async def _repair_content(tx: Tx, result: PackageResult, now: str, applied: Applied) -> None:
+    """Under --full: every object compared with what is stored and repaired,
+    a table at a time for the whole package (a few statements, not several
+    an object), the tables in `_write_content`'s order and each table's
+    rows in key order, as every write here."""
     configs = {c.digest: c for c in result.configs}
-    for c in sorted(result.configs, key=lambda c: c.digest):
-        await _repair_config(tx, c, now, applied)
-    for m in sorted(result.manifests, key=lambda m: m.digest):
-        config = configs.get(m.config.digest) if isinstance(m, ImageManifest) else None
-        row = manifest_row(m, config)
-        if await tx.insert("manifests", [(*row, now)]):
-            applied.manifests_new += 1
-        else:
-            applied.corrected += await _repair_row(tx, "manifests", MANIFEST_COLUMNS, row)
-        if isinstance(m, ImageIndex):
-            await _repair_rows(tx, "manifest_children", children_rows(m), m.digest, "parent_digest", applied)
-        else:
-            await _repair_rows(tx, "layers", layer_rows(m), m.digest, "manifest_digest", applied)
-        await _repair_rows(tx, "annotations", [(m.digest, k, v) for k, v in m.annotations], m.digest, "digest",
-                           applied)
-        await _repair_rows(tx, "descriptor_annotations", descriptor_annotation_rows(m), m.digest,
-                           "manifest_digest", applied)
+    manifests = {m.digest: m for m in result.manifests}
+    await _repair_objects(tx, "manifests", MANIFEST_COLUMNS, now, applied, {
+        d: manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None)
+        for d, m in manifests.items()})
+    await _repair_objects(tx, "configs", _CONFIG_COLUMNS, now, applied,
+                          {d: config_row(c) for d, c in configs.items()})
+    indexes = {d: m for d, m in manifests.items() if isinstance(m, ImageIndex)}
+    await _repair_rows(tx, "manifest_children", "parent_digest", {d: children_rows(m) for d, m in indexes.items()},
+                       applied)
+    await _repair_rows(tx, "layers", "manifest_digest",
+                       {d: layer_rows(m) for d, m in manifests.items() if d not in indexes}, applied)
+    await _repair_rows(tx, "annotations", "digest",
+                       {d: [(d, k, v) for k, v in m.annotations] for d, m in manifests.items()}, applied)
+    await _repair_rows(tx, "descriptor_annotations", "manifest_digest",
+                       {d: descriptor_annotation_rows(m) for d, m in manifests.items()}, applied)
+    await _repair_rows(tx, "config_labels", "config_digest",
+                       {d: [(d, k, v) for k, v in c.labels] for d, c in configs.items()}, applied)
 
 
 _CONFIG_COLUMNS = ("digest", "os", "architecture", "variant", "os_version", "created")
 
 
-async def _repair_config(tx: Tx, c: ImageConfig, now: str, applied: Applied) -> None:
-    row = config_row(c)
-    if not await tx.insert("configs", [(*row, now)]):
-        applied.corrected += await _repair_row(tx, "configs", _CONFIG_COLUMNS, row)
-    await _repair_rows(tx, "config_labels", [(c.digest, k, v) for k, v in c.labels], c.digest, "config_digest",
-                       applied)
-
-
-async def _repair_row(tx: Tx, table: str, columns: Sequence[str], row: tuple) -> int:
-    stored = await tx.fetchrow(f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]} = $1", row[0])
-    if tuple(stored) == row:
-        return 0
+async def _repair_objects(tx: Tx, table: str, columns: Sequence[str], now: str, applied: Applied,
+                          wanted: dict[str, tuple]) -> None:
+    """Content rows (`columns`, the digest first; `fetched_at` added on
+    insert): the missing ones inserted, the ones that differ updated."""
+    stored = {r[0]: tuple(r) for r in await tx.fetch(
+        f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]} = ANY($1::text[])", sorted(wanted))}
+    new = [(*row, now) for d, row in sorted(wanted.items()) if d not in stored]
+    if table == "manifests":
+        applied.manifests_new += await tx.insert(table, new)
+    else:
+        await tx.insert(table, new)
     sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns[1:]))
-    await tx.execute(f"UPDATE {table} SET {sets} WHERE {columns[0]} = $1", row[0], *row[1:])
-    return 1
+    for d, row in sorted(wanted.items()):
+        if d in stored and stored[d] != row:
+            await tx.execute(f"UPDATE {table} SET {sets} WHERE {columns[0]} = $1", row[0], *row[1:])
+            applied.corrected += 1
 
 
-async def _repair_rows(tx: Tx, table: str, rows: list[tuple], key: str, key_column: str,
+async def _repair_rows(tx: Tx, table: str, key_column: str, wanted: dict[str, list[tuple]],
                        applied: Applied) -> None:
-    names = ", ".join(c for c, _ in tx.layout[table])
-    stored = {tuple(r) for r in await tx.fetch(f"SELECT {names} FROM {table} WHERE {key_column} = $1", key)}
-    wanted = set(rows)
-    if stored == wanted:
+    """Make the child rows of each content-addressed object (a key of
+    `wanted`) exactly its rows, counting the rows that had to change."""
+    if not wanted:
         return
-    applied.corrected += max(len(stored - wanted), len(wanted - stored))
-    await tx.execute(f"DELETE FROM {table} WHERE {key_column} = $1", key)
-    await tx.insert(table, rows, conflict="")
+    names = ", ".join(c for c, _ in tx.layout[table])
+    stored: dict[str, set[tuple]] = {}
+    for r in await tx.fetch(f"SELECT {names} FROM {table} WHERE {key_column} = ANY($1::text[])", sorted(wanted)):
+        stored.setdefault(r[0], set()).add(tuple(r))
+    stale, rows = [], []
+    for key, want in sorted(wanted.items()):
+        have, want_set = stored.get(key, set()), set(want)
+        if have == want_set:
+            continue
+        applied.corrected += max(len(have - want_set), len(want_set - have))
+        stale.append(key)
+        rows.extend(want_set)
+    if stale:
+        await tx.execute(f"DELETE FROM {table} WHERE {key_column} = ANY($1::text[])", stale)
+        await tx.insert(table, sorted(rows), conflict="")
 
 
 async def _write_digests(tx: Tx, package_id: int, result: PackageResult, now: str, applied: Applied) -> None:

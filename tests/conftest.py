@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 
 from crawler.sandbox import World, build_sample_org
-from tests.support import PG_PASSWORD_ENV, inventory_in, new_pg_db, pg_template
+from tests.support import PG_PASSWORD_ENV, inventory_in, new_pg_db, open_inventory, pg_template
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +69,14 @@ def store(request):
 @pytest.fixture
 def db(store, tmp_path, request):
     return inventory_in(store, tmp_path, request)
+
+
+@pytest.fixture
+async def opened(db):
+    """The store of `db` (SQLite or PostgreSQL), opened for one test."""
+    s = await open_inventory(db)
+    yield s
+    await s.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,17 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.support import execute, open_inventory, rows
+from tests.support import execute, rows
 from tests.test_store import image, result
-
-
-@pytest.fixture
-async def opened(db):
-    s = await open_inventory(db)
-    yield s
-    await s.close()
 
 
 async def test_full_resync_repairs_each_object_of_a_package_and_only_those(opened, db):

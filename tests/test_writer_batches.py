@@ -24,13 +24,6 @@ from tests.support import PG_PASSWORD_ENV, open_inventory, rows, until
 from tests.test_store import image, result
 
 
-@pytest.fixture
-async def opened(db):
-    s = await open_inventory(db)
-    yield s
-    await s.close()
-
-
 async def _rows(db, sql):
     return await asyncio.to_thread(rows, db, sql)
 

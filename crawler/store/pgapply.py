@@ -13,10 +13,9 @@ from typing import Any, Iterable, Sequence
 import asyncpg
 
 from ..model import CacheEntry, PackageResult, utc_now
-from ..oci import ImageIndex, ImageManifest
 from .protocol import Applied
-from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, full_listed,
-                   layer_rows, manifest_row, restamp)
+from .rows import (CHILD_TABLES, CONFIG_COLUMNS, MANIFEST_COLUMNS, child_rows, config_rows, diff_tags, full_listed,
+                   manifest_rows, restamp)
 
 _ROWS = re.compile(r"(\d+)$")
 
@@ -140,30 +139,17 @@ async def _package_row(tx: Tx, owner_id: int, result: PackageResult, now: str) -
     return package_id, True
 
 
-def _manifest_rows(result: PackageResult, now: str) -> list[tuple]:
-    configs = {c.digest: c for c in result.configs}
-    return [(*manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None), now)
-            for m in result.manifests]
-
-
 async def _write_content(tx: Tx, result: PackageResult, now: str, applied: Applied) -> None:
     """New content, one statement per table, the tables in one fixed order
-    (manifests, configs, children, layers, annotations, labels; referrers
-    after the package's own rows)."""
+    (manifests, configs, then CHILD_TABLES; referrers after the package's
+    own rows)."""
     if result.full:
         await _repair_content(tx, result, now, applied)
         return
-    applied.manifests_new += await tx.insert("manifests", sorted(_manifest_rows(result, now)))
-    await tx.insert("configs", sorted({(*config_row(c), now) for c in result.configs}))
-    batches = {
-        "manifest_children": [r for m in result.manifests if isinstance(m, ImageIndex) for r in children_rows(m)],
-        "layers": [r for m in result.manifests if isinstance(m, ImageManifest) for r in layer_rows(m)],
-        "annotations": [(m.digest, k, v) for m in result.manifests for k, v in m.annotations],
-        "descriptor_annotations": [r for m in result.manifests for r in descriptor_annotation_rows(m)],
-        "config_labels": [(c.digest, k, v) for c in result.configs for k, v in c.labels],
-    }
-    for table, rows in batches.items():
-        await tx.insert(table, sorted(set(rows)))
+    applied.manifests_new += await tx.insert("manifests", sorted((*r, now) for r in manifest_rows(result).values()))
+    await tx.insert("configs", sorted((*r, now) for r in config_rows(result).values()))
+    for table, by_object in child_rows(result).items():
+        await tx.insert(table, sorted({r for object_rows in by_object.values() for r in object_rows}))
 
 
 async def _repair_content(tx: Tx, result: PackageResult, now: str, applied: Applied) -> None:
@@ -171,45 +157,28 @@ async def _repair_content(tx: Tx, result: PackageResult, now: str, applied: Appl
     a table at a time for the whole package (a few statements, not several
     an object), the tables in `_write_content`'s order and each table's
     rows in key order, as every write here."""
-    configs = {c.digest: c for c in result.configs}
-    manifests = {m.digest: m for m in result.manifests}
-    await _repair_objects(tx, "manifests", MANIFEST_COLUMNS, now, applied, {
-        d: manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None)
-        for d, m in manifests.items()})
-    await _repair_objects(tx, "configs", _CONFIG_COLUMNS, now, applied,
-                          {d: config_row(c) for d, c in configs.items()})
-    indexes = {d: m for d, m in manifests.items() if isinstance(m, ImageIndex)}
-    await _repair_rows(tx, "manifest_children", "parent_digest", {d: children_rows(m) for d, m in indexes.items()},
-                       applied)
-    await _repair_rows(tx, "layers", "manifest_digest",
-                       {d: layer_rows(m) for d, m in manifests.items() if d not in indexes}, applied)
-    await _repair_rows(tx, "annotations", "digest",
-                       {d: [(d, k, v) for k, v in m.annotations] for d, m in manifests.items()}, applied)
-    await _repair_rows(tx, "descriptor_annotations", "manifest_digest",
-                       {d: descriptor_annotation_rows(m) for d, m in manifests.items()}, applied)
-    await _repair_rows(tx, "config_labels", "config_digest",
-                       {d: [(d, k, v) for k, v in c.labels] for d, c in configs.items()}, applied)
-
-
-_CONFIG_COLUMNS = ("digest", "os", "architecture", "variant", "os_version", "created")
+    applied.manifests_new += await _repair_objects(tx, "manifests", MANIFEST_COLUMNS, now, applied,
+                                                   manifest_rows(result))
+    await _repair_objects(tx, "configs", CONFIG_COLUMNS, now, applied, config_rows(result))
+    children = child_rows(result)
+    for table, key_column in CHILD_TABLES:
+        await _repair_rows(tx, table, key_column, children[table], applied)
 
 
 async def _repair_objects(tx: Tx, table: str, columns: Sequence[str], now: str, applied: Applied,
-                          wanted: dict[str, tuple]) -> None:
+                          wanted: dict[str, tuple]) -> int:
     """Content rows (`columns`, the digest first; `fetched_at` added on
-    insert): the missing ones inserted, the ones that differ updated."""
+    insert): the missing ones inserted, the ones that differ updated
+    (counted as corrected). Returns how many were new."""
     stored = {r[0]: tuple(r) for r in await tx.fetch(
         f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]} = ANY($1::text[])", sorted(wanted))}
-    new = [(*row, now) for d, row in sorted(wanted.items()) if d not in stored]
-    if table == "manifests":
-        applied.manifests_new += await tx.insert(table, new)
-    else:
-        await tx.insert(table, new)
+    new = await tx.insert(table, [(*row, now) for d, row in sorted(wanted.items()) if d not in stored])
     sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns[1:]))
     for d, row in sorted(wanted.items()):
         if d in stored and stored[d] != row:
             await tx.execute(f"UPDATE {table} SET {sets} WHERE {columns[0]} = $1", row[0], *row[1:])
             applied.corrected += 1
+    return new
 
 
 async def _repair_rows(tx: Tx, table: str, key_column: str, wanted: dict[str, list[tuple]],

@@ -75,6 +75,37 @@ def config_row(c: ImageConfig) -> tuple:
     return (c.digest, c.os, c.architecture, c.variant, c.os_version, c.created)
 
 
+CONFIG_COLUMNS = ("digest", "os", "architecture", "variant", "os_version", "created")   # config_row's
+
+# The child tables of content, in the order both stores write them, and the
+# column naming the object (manifest or config) each row belongs to.
+CHILD_TABLES = (("manifest_children", "parent_digest"), ("layers", "manifest_digest"), ("annotations", "digest"),
+                ("descriptor_annotations", "manifest_digest"), ("config_labels", "config_digest"))
+
+
+def manifest_rows(result: PackageResult) -> dict[str, tuple]:
+    """A package's manifests rows (without fetched_at), by digest."""
+    configs = {c.digest: c for c in result.configs}
+    return {m.digest: manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None)
+            for m in result.manifests}
+
+
+def config_rows(result: PackageResult) -> dict[str, tuple]:
+    return {c.digest: config_row(c) for c in result.configs}
+
+
+def child_rows(result: PackageResult) -> dict[str, dict[str, list[tuple]]]:
+    """A package's child rows: table (CHILD_TABLES) -> object digest -> its rows."""
+    manifests = {m.digest: m for m in result.manifests}
+    return {
+        "manifest_children": {d: children_rows(m) for d, m in manifests.items() if isinstance(m, ImageIndex)},
+        "layers": {d: layer_rows(m) for d, m in manifests.items() if isinstance(m, ImageManifest)},
+        "annotations": {d: [(d, k, v) for k, v in m.annotations] for d, m in manifests.items()},
+        "descriptor_annotations": {d: descriptor_annotation_rows(m) for d, m in manifests.items()},
+        "config_labels": {c.digest: [(c.digest, k, v) for k, v in c.labels] for c in result.configs},
+    }
+
+
 def diff_tags(current: dict[str, str], new: dict[str, str], complete: bool
               ) -> tuple[list[str], list[tuple[str, str]]]:
     """Tags to close and (tag, digest) spans to open. A tag missing from `new`

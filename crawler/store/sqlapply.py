@@ -15,10 +15,9 @@ import aiosqlite
 
 from ..errors import storage_error
 from ..model import CacheEntry, PackageResult, utc_now
-from ..oci import ImageIndex, ImageManifest
 from .protocol import Applied
-from .rows import (MANIFEST_COLUMNS, children_rows, config_row, descriptor_annotation_rows, diff_tags, full_listed,
-                   layer_rows, manifest_row, restamp)
+from .rows import (CHILD_TABLES, CONFIG_COLUMNS, MANIFEST_COLUMNS, child_rows, config_rows, diff_tags, full_listed,
+                   manifest_rows, restamp)
 
 CHUNK = 500  # keys bound in one IN list: well under SQLITE_MAX_VARIABLE_NUMBER on every build
 
@@ -124,10 +123,6 @@ async def _upsert_package(db, owner_id: int, result: PackageResult, now: str) ->
     return package_id
 
 
-_INSERT_MANIFEST = (f"INSERT INTO manifests ({', '.join(MANIFEST_COLUMNS)}, fetched_at) "
-                    f"VALUES ({', '.join('?' * (len(MANIFEST_COLUMNS) + 1))}) ON CONFLICT DO NOTHING")
-
-
 async def _write_content(db, result: PackageResult, now: str, applied: Applied) -> None:
     """New content, one executemany per table (a package costs the same few
     round trips to the database thread whatever its size). Under --full each
@@ -135,26 +130,22 @@ async def _write_content(db, result: PackageResult, now: str, applied: Applied) 
     if result.full:
         await _repair_content(db, result, now, applied)
         return
-    configs = {c.digest: c for c in result.configs}
-    manifests = [(*manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None), now)
-                 for m in result.manifests]
+    manifests = [(*row, now) for row in manifest_rows(result).values()]
     if manifests:
-        cur = await db.executemany(_INSERT_MANIFEST, manifests)
+        cur = await db.executemany(_insert("manifests", MANIFEST_COLUMNS), manifests)
         applied.manifests_new += max(cur.rowcount, 0)
-    batches = {
-        "manifest_children": [r for m in result.manifests if isinstance(m, ImageIndex) for r in children_rows(m)],
-        "layers": [r for m in result.manifests if isinstance(m, ImageManifest) for r in layer_rows(m)],
-        "annotations": [(m.digest, k, v) for m in result.manifests for k, v in m.annotations],
-        "descriptor_annotations": [r for m in result.manifests for r in descriptor_annotation_rows(m)],
-        "config_labels": [(c.digest, k, v) for c in result.configs for k, v in c.labels],
-    }
-    await many(db, "INSERT INTO configs (digest, os, architecture, variant, os_version, created, "
-                "fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(*config_row(c), now) for c in result.configs])
-    for table, rows in batches.items():
+    await many(db, _insert("configs", CONFIG_COLUMNS), [(*row, now) for row in config_rows(result).values()])
+    for table, by_object in child_rows(result).items():
+        rows = [r for object_rows in by_object.values() for r in object_rows]
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             await db.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    """A content row (`columns`, then fetched_at), kept if already there."""
+    return (f"INSERT INTO {table} ({', '.join(columns)}, fetched_at) "
+            f"VALUES ({', '.join('?' * (len(columns) + 1))}) ON CONFLICT DO NOTHING")
 
 
 async def _repair_content(db, result: PackageResult, now: str, applied: Applied) -> None:
@@ -162,41 +153,27 @@ async def _repair_content(db, result: PackageResult, now: str, applied: Applied)
     The stored rows are read a table at a time for the whole package (a few
     trips to the database thread, not several an object: a --full of 29,000
     digests made ~370,000)."""
-    configs = {c.digest: c for c in result.configs}
-    config_rows = {c.digest: config_row(c) for c in result.configs}
-    stored = await _stored_by_key(
-        db, "SELECT digest, os, architecture, variant, os_version, created FROM configs", "digest", config_rows)
-    await many(db, "INSERT INTO configs (digest, os, architecture, variant, os_version, created, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(*row, now) for d, row in config_rows.items() if d not in stored])
-    changed = [row for d, row in config_rows.items() if d in stored and stored[d] != [row]]
-    await many(db, "UPDATE configs SET os = ?, architecture = ?, variant = ?, os_version = ?, created = ? "
-                "WHERE digest = ?", [(*row[1:], row[0]) for row in changed])
-    applied.corrected += len(changed)
-    await _repair_rows(db, "config_labels", "config_digest",
-                       {c.digest: [(c.digest, k, v) for k, v in c.labels] for c in result.configs}, applied)
+    applied.manifests_new += await _repair_objects(db, "manifests", MANIFEST_COLUMNS, now, applied,
+                                                   manifest_rows(result))
+    await _repair_objects(db, "configs", CONFIG_COLUMNS, now, applied, config_rows(result))
+    children = child_rows(result)
+    for table, key_column in CHILD_TABLES:
+        await _repair_rows(db, table, key_column, children[table], applied)
 
-    manifests = {m.digest: m for m in result.manifests}
-    manifest_rows = {d: manifest_row(m, configs.get(m.config.digest) if isinstance(m, ImageManifest) else None)
-                     for d, m in manifests.items()}
-    stored = await _stored_by_key(db, f"SELECT {', '.join(MANIFEST_COLUMNS)} FROM manifests", "digest",
-                                  manifest_rows)
-    new = [(*row, now) for d, row in manifest_rows.items() if d not in stored]
-    await many(db, _INSERT_MANIFEST, new)
-    applied.manifests_new += len(new)
-    changed = [row for d, row in manifest_rows.items() if d in stored and stored[d] != [row]]
-    sets = ", ".join(f"{c} = ?" for c in MANIFEST_COLUMNS[1:])
-    await many(db, f"UPDATE manifests SET {sets} WHERE digest = ?", [(*row[1:], row[0]) for row in changed])
+
+async def _repair_objects(db, table: str, columns: Sequence[str], now: str, applied: Applied,
+                          wanted: dict[str, tuple]) -> int:
+    """Content rows (`columns`, the digest first): the missing ones inserted,
+    the ones that differ updated (counted as corrected). Returns how many
+    were new."""
+    stored = await _stored_by_key(db, f"SELECT {', '.join(columns)} FROM {table}", columns[0], wanted)
+    new = [(*row, now) for d, row in wanted.items() if d not in stored]
+    await many(db, _insert(table, columns), new)
+    changed = [row for d, row in wanted.items() if d in stored and stored[d] != [row]]
+    sets = ", ".join(f"{c} = ?" for c in columns[1:])
+    await many(db, f"UPDATE {table} SET {sets} WHERE {columns[0]} = ?", [(*row[1:], row[0]) for row in changed])
     applied.corrected += len(changed)
-    indexes = {d: m for d, m in manifests.items() if isinstance(m, ImageIndex)}
-    await _repair_rows(db, "manifest_children", "parent_digest",
-                       {d: children_rows(m) for d, m in indexes.items()}, applied)
-    await _repair_rows(db, "layers", "manifest_digest",
-                       {d: layer_rows(m) for d, m in manifests.items() if d not in indexes}, applied)
-    await _repair_rows(db, "annotations", "digest",
-                       {d: [(d, k, v) for k, v in m.annotations] for d, m in manifests.items()}, applied)
-    await _repair_rows(db, "descriptor_annotations", "manifest_digest",
-                       {d: descriptor_annotation_rows(m) for d, m in manifests.items()}, applied)
+    return len(new)
 
 
 async def _stored_by_key(db, select: str, key_column: str, keys: Iterable[str]) -> dict[str, list[tuple]]:

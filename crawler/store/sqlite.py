@@ -15,9 +15,8 @@ import asyncio
 import os
 import sqlite3
 import time
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import asdict, astuple, fields
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -26,11 +25,10 @@ import aiosqlite
 import structlog
 
 from ..errors import StoreError, storage_error
-from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
-from ..oci import ImageConfig
-from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
-from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, stored_versions
-from .sqlapply import PACKAGE_ERRORS, Unchanged, apply_package_rows, chunks, package_error, save_cache_rows
+from ..model import CacheEntry, PackageResult, RegistryFacts, utc_now
+from .protocol import Applied, AttestationRow, Coverage, EventRecord, RepositoryRow, RunRecord
+from .sqlapply import PACKAGE_ERRORS, Unchanged, apply_package_rows, package_error, save_cache_rows
+from .sqlread import SQLiteReader, translated
 
 log = structlog.get_logger("crawler.store")
 
@@ -189,142 +187,6 @@ async def _close_quietly(conn: aiosqlite.Connection) -> None:
         pass
 
 
-class SQLiteReader:
-    """The read face (crawler.store.protocol.StoreReader) on a read-only connection."""
-
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self._conn = conn
-        self._path = path
-
-    async def _all(self, sql: str, params=()) -> list:
-        # One trip to the connection's thread, not two (execute, then
-        # fetchall): a cold sync makes ~10 reads a package, each trip
-        # ~30 us of the event loop's CPU.
-        with _translated(self._path):
-            return list(await self._conn.execute_fetchall(sql, params))
-
-    async def _one(self, sql: str, params=()):
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
-
-    async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
-        row = await self._one(
-            f"SELECT {STORED_PACKAGE_COLUMNS} FROM packages WHERE owner_id = ? AND name = ?", (owner_id, name))
-        return StoredPackage(*row) if row else None
-
-    async def stored_versions(self, package_id: int) -> list[VersionEntry]:
-        return stored_versions(await self._all(STORED_VERSIONS_SQL, (package_id,) * 3))
-
-    async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
-        out: dict[str, StoredPackage] = {}
-        for chunk in chunks(sorted(set(names))):
-            marks = ",".join("?" * len(chunk))
-            for name, *row in await self._all(
-                    f"SELECT name, {STORED_PACKAGE_COLUMNS} "
-                    f"FROM packages WHERE owner_id = ? AND name IN ({marks})", (owner_id, *chunk)):
-                out[name] = StoredPackage(*row)
-        return out
-
-    async def known_manifests(self, digests: Iterable[str]) -> set[str]:
-        return await self._known("manifests", digests)
-
-    async def known_configs(self, digests: Iterable[str]) -> set[str]:
-        return await self._known("configs", digests)
-
-    async def _known(self, table: str, digests: Iterable[str]) -> set[str]:
-        wanted = sorted(set(digests))
-        found: set[str] = set()
-        for chunk in chunks(wanted):
-            marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in await self._all(f"SELECT digest FROM {table} WHERE digest IN ({marks})",
-                                                        chunk))
-        return found
-
-    async def children(self, parents: Iterable[str]) -> dict[str, list[str]]:
-        wanted = sorted(set(parents))
-        out: dict[str, list[str]] = {}
-        for chunk in chunks(wanted):
-            marks = ",".join("?" * len(chunk))
-            for parent, child in await self._all(
-                f"SELECT parent_digest, child_digest FROM manifest_children "
-                f"WHERE parent_digest IN ({marks}) ORDER BY parent_digest, position", chunk):
-                out.setdefault(parent, []).append(child)
-        return out
-
-    async def load_config(self, digest: str) -> ImageConfig | None:
-        row = await self._one(
-            "SELECT digest, os, architecture, variant, os_version, created FROM configs WHERE digest = ?",
-            (digest,))
-        if row is None:
-            return None
-        labels = tuple((k, v) for k, v in await self._all(
-            "SELECT key, value FROM config_labels WHERE config_digest = ? ORDER BY key", (digest,)))
-        return ImageConfig(*row, labels=labels)
-
-    async def cache_lookup(self, url: str) -> CacheEntry | None:
-        row = await self._one("SELECT url, etag, payload FROM http_cache WHERE url = ?", (url,))
-        return CacheEntry(row[0], row[1], bytes(row[2])) if row else None
-
-    async def registry_facts(self, registry: str) -> RegistryFacts | None:
-        row = await self._one(
-            "SELECT realm, service, referrers FROM registry_facts WHERE registry = ?", (registry,))
-        if row is None:
-            return None
-        return RegistryFacts(row[0], row[1], None if row[2] is None else bool(row[2]))
-
-    async def repositories_due(self, registry: str, owners: Sequence[str],
-                               max_age_s: float | None) -> list[str]:
-        """Distinct source repositories (OWNER/NAME) of these owners' live
-        packages whose facts are missing or older than `max_age_s` (None:
-        all of them), for the GraphQL enrichment."""
-        cutoff = None
-        if max_age_s is not None:
-            cutoff = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - max_age_s,
-                                            timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        due: set[str] = set()
-        for chunk in chunks(list(owners)):
-            marks = ",".join("?" * len(chunk))
-            sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
-                   "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
-                   f"WHERE o.registry = ? AND o.name IN ({marks}) AND p.deleted_at IS NULL "
-                   "AND p.repository IS NOT NULL")
-            params: list = [registry, *chunk]
-            if cutoff is not None:
-                sql += " AND (r.fetched_at IS NULL OR r.fetched_at <= ?)"
-                params.append(cutoff)
-            due.update(r[0] for r in await self._all(sql, params))
-        return sorted(due)
-
-    async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
-                               interval_s: float) -> list[DueDigests]:
-        """The image and index digests of these GitHub owners' live packages
-        to ask GitHub's attestations API about: never asked, or last answered
-        `unknown`, or younger than `young_s` (attestations may be added after
-        a push) and not asked within `interval_s`. `young_s` None: all."""
-        now = datetime.now(timezone.utc).timestamp()
-        young = None if young_s is None else _stamp(now - young_s)
-        recent = _stamp(now - interval_s)
-        found: dict[tuple[int, str, str], set[str]] = {}
-        for chunk in chunks(list(owners)):
-            marks = ",".join("?" * len(chunk))
-            sql = ("SELECT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
-                   "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
-                   "JOIN owners o ON o.id = p.owner_id "
-                   "JOIN manifests m ON m.digest = pd.digest AND m.kind IN ('index', 'image') "
-                   "LEFT JOIN attestation_checks c ON c.owner_id = o.id AND c.digest = pd.digest "
-                   f"WHERE o.registry = ? AND o.name IN ({marks}) AND o.discovery IN ('rest', 'graphql') "
-                   "AND pd.last_seen IS NULL")
-            params: list = [registry, *chunk]
-            if young is not None:
-                sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
-                        "OR (COALESCE(pd.created_at, pd.first_seen) >= ? AND c.checked_at <= ?))")
-                params += [young, recent]
-            for owner_id, name, kind, digest in await self._all(sql, params):
-                found.setdefault((owner_id, name, kind), set()).add(digest)
-        return [DueDigests(owner_id, name, kind, tuple(sorted(digests)))
-                for (owner_id, name, kind), digests in sorted(found.items())]
-
-
 class SQLiteWriter:
     """The write face (crawler.store.protocol.StoreWriter): every method is
     one BEGIN IMMEDIATE ... COMMIT on the write connection, used only by the
@@ -349,7 +211,7 @@ class SQLiteWriter:
         """BEGIN IMMEDIATE ... COMMIT; anything raised rolls back. SQLite's
         errors (disk full, a lock held past the busy timeout, I/O) become
         StoreError here, the store's boundary."""
-        with _translated(self._path):
+        with translated(self._path):
             await self._begin()
             try:
                 yield self._w
@@ -417,7 +279,7 @@ class SQLiteWriter:
                              "VALUES (?, ?, ?, ?, ?, ?)", (run_id, owner, package, kind, message, utc_now()))
 
     async def ensure_owner(self, registry: str, name: str, kind: str, discovery: str) -> int:
-        with _translated(self._path):
+        with translated(self._path):
             cur = await self._w.execute(
                 "SELECT id, kind, discovery FROM owners WHERE registry = ? AND name = ?", (registry, name))
             row = await cur.fetchone()
@@ -589,24 +451,12 @@ class SQLiteWriter:
                                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
 
-def _stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def _attestation_values(r: AttestationRow) -> tuple:
     return (r.digest, r.bundle_digest, r.media_type, r.predicate_type, r.repository_id, r.bundle_url,
             r.signer_workflow, r.signer_repository, r.signer_ref, r.signer_commit, r.signer_issuer,
             r.signed_at, int(r.verified), r.verify_error, r.bundle)
 
-
-
-@contextmanager
-def _translated(path: Path):
-    """SQLite's and the OS's errors, as the one error the engine knows."""
-    try:
-        yield
-    except (sqlite3.Error, OSError) as exc:
-        raise storage_error(exc, str(path)) from exc
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

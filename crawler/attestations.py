@@ -8,7 +8,8 @@ attestation` store them there, in the registry only with
 to 1,024 subject digests and answers digest -> bundles, cursor-paged
 (`page_info.has_next` / `page_info.next`, sent back as `after`). Asked, per
 owner, are only the digests due (`StoreReader.attestations_due`: never
-asked, last answered `unknown`, or young and not asked lately); every
+asked, last answered `unknown`, or young and not asked lately), read from
+the store a page of 1,024 at a time; every
 page goes through the one HTTP client and governor and counts in the lower
 bound. Each batch is stored in one transaction (`save_attestations`).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import Callable, Protocol, Sequence
 from urllib.parse import quote, urlencode
 
@@ -237,22 +239,64 @@ def _check(resp, what: str) -> None:
 
 # --- the stage --------------------------------------------------------------------------
 
-async def check_attestations(client: AttestationsClient, due: Sequence[DueDigests], writer: AttestationWriter, *,
-                             root: TrustedRoot | None, count_request: Callable[[], None] = lambda: None
-                             ) -> AttestationReport:
-    """Ask about `due`, store through `writer` (the engine's single writer)."""
+# A page of what is due after a (owner id, digest) key (StoreReader.attestations_due).
+DuePages = Callable[[tuple[int, str] | None], Awaitable[list[DueDigests]]]
+
+
+async def due_owners(read: DuePages, first: list[DueDigests]) -> AsyncIterator[DueDigests]:
+    """`first` and every later page `read` gives, one owner's run of
+    digests at a time: the stage holds one page, whatever the org's size."""
+    page = first
+    while page:
+        for owner in page:
+            yield owner
+        last = page[-1]
+        page = await read((last.owner_id, last.digests[-1]))
+
+
+async def check_attestations(client: AttestationsClient, due: AsyncIterable[DueDigests] | Iterable[DueDigests],
+                             writer: AttestationWriter, *, root: TrustedRoot | None,
+                             count_request: Callable[[], None] = lambda: None) -> AttestationReport:
+    """Ask about `due` (an owner may come in several runs of digests),
+    store through `writer` (the engine's single writer). Once the stage
+    stops, or an owner is found unreadable, what remains of it is recorded
+    `unknown` without asking."""
     report = AttestationReport()
-    for owner in due:
-        if not await _owner(client, owner, writer, root, count_request, report):
-            break
+    stopped: str | None = None           # why the stage stopped
+    unreadable: dict[int, str] = {}      # owner id -> why its attestations cannot be read
+    async for owner in _each(due):
+        why = stopped or unreadable.get(owner.owner_id)
+        if why is not None:
+            await _unknown(writer, owner, list(owner.digests), why, report)
+            continue
+        ended = await _owner(client, owner, writer, root, count_request, report)
+        if ended is not None:
+            scope, why = ended
+            if scope == "stage":
+                stopped = why
+            else:
+                unreadable[owner.owner_id] = why
     log.info("attestations_done", asked=report.asked, requests=report.requests, listed=report.listed,
              verified=report.verified, unknown=report.unknown, problems=len(report.problems))
     return report
 
 
+async def _each(due: AsyncIterable[DueDigests] | Iterable[DueDigests]) -> AsyncIterator[DueDigests]:
+    if isinstance(due, AsyncIterable):
+        async for owner in due:
+            yield owner
+    else:
+        for owner in due:
+            yield owner
+
+
 async def _owner(client: AttestationsClient, owner: DueDigests, writer: AttestationWriter,
-                 root: TrustedRoot | None, count_request: Callable[[], None], report: AttestationReport) -> bool:
-    """One owner's batches; False when the stage must stop (the rest would fail alike)."""
+                 root: TrustedRoot | None, count_request: Callable[[], None],
+                 report: AttestationReport) -> tuple[str, str] | None:
+    """One run of an owner's digests, in batches. None, or how it ended:
+    ("owner", why) when this owner's attestations cannot be read, ("stage",
+    why) when the stage must stop (the rest would fail alike); the digests
+    not asked are recorded unknown for that reason."""
     chunks = batches(owner.digests)
 
     def counted() -> None:
@@ -261,22 +305,22 @@ async def _owner(client: AttestationsClient, owner: DueDigests, writer: Attestat
 
     for n, chunk in enumerate(chunks):
         report.asked += len(chunk)
+        rest = [d for c in chunks[n:] for d in c]
         try:
             found = await client.bulk_list(owner.owner, owner.kind, chunk, count_request=counted)
         except (AuthError, NotFoundError) as exc:
             if isinstance(exc, AuthError) and exc.fatal:
                 report.problems.append(exc)
-                await _unknown(writer, owner, [d for c in chunks[n:] for d in c], str(exc), report)
-                return False
+                await _unknown(writer, owner, rest, str(exc), report)
+                return "stage", str(exc)
             report.denied.append(owner.owner)
-            log.warning("attestations_unreadable", owner=owner.owner, error=str(exc),
-                        digests=len(owner.digests), coverage="unknown")
-            await _unknown(writer, owner, [d for c in chunks[n:] for d in c], exc.message, report)
-            return True
+            log.warning("attestations_unreadable", owner=owner.owner, error=str(exc), coverage="unknown")
+            await _unknown(writer, owner, rest, exc.message, report)
+            return "owner", exc.message
         except UnreachableError as exc:     # RateLimitedError too
             report.problems.append(exc)
-            await _unknown(writer, owner, [d for c in chunks[n:] for d in c], str(exc), report)
-            return False
+            await _unknown(writer, owner, rest, str(exc), report)
+            return "stage", str(exc)
         except PackageError as exc:         # this batch's answer was unusable
             report.problems.append(exc)
             await _unknown(writer, owner, chunk, exc.message, report)
@@ -286,7 +330,7 @@ async def _owner(client: AttestationsClient, owner: DueDigests, writer: Attestat
         await writer.save_attestations(owner.owner_id, chunk, rows)
         report.listed += len(rows)
         report.verified += sum(r.verified for r in rows)
-    return True
+    return None
 
 
 async def _unknown(writer: AttestationWriter, owner: DueDigests, digests: list[str], reason: str,

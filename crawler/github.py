@@ -342,8 +342,24 @@ class GitHubClient:
         its URL; where a Link differs (the listing grew, or GitHub spells a
         URL otherwise) the pages fetched ahead are dropped and `_follow`
         goes on from that Link; the anomalies `chain.next_of` refuses stay
-        errors. A prefetched page's error surfaces only in its turn."""
+        errors. A prefetched page's error surfaces only in its turn.
+
+        How far ahead adapts to the reader (`depth`, 2 up to `window`): it
+        doubles while the reader waits for its next page (a no-op skips a
+        page in a query: its pages cost little more than pages / window
+        round trips) and halves while a page waits long for the reader
+        (`HELD_S`: a cold sync's workers take a page in seconds, and pages
+        fetched far ahead would only be held, 100 packages each;
+        docs/benchmarks.md finding 17)."""
         ahead: dict[int, asyncio.Task[Page]] = {}
+        done_at: dict[int, float] = {}
+        loop = asyncio.get_running_loop()
+        depth = min(2, window)
+
+        def schedule(k: int) -> None:
+            ahead[k] = task = asyncio.ensure_future(fetch(template.url(k), k))
+            task.add_done_callback(lambda _: done_at.__setitem__(k, loop.time()))
+
         try:
             while True:
                 yield page
@@ -353,12 +369,18 @@ class GitHubClient:
                 number = chain.number + 1
                 if number > template.last or next_url != template.url(number):
                     break
-                for k in range(number, min(number + window, template.last + 1)):
+                for k in range(number, min(number + depth, template.last + 1)):
                     if k not in ahead:
-                        ahead[k] = asyncio.ensure_future(fetch(template.url(k), k))
+                        schedule(k)
                 chain.advance(next_url)
+                waited = not ahead[number].done()
                 page = await ahead[number]
                 del ahead[number]     # only once done: a walk cancelled while waiting still drops it
+                held = loop.time() - done_at.pop(number, loop.time())
+                if waited:
+                    depth = min(window, depth * 2)
+                elif held > HELD_S:
+                    depth = max(min(2, window), depth // 2)
         finally:
             await _drop(ahead.values())
         async for page in self._follow(fetch, chain, await fetch(chain.advance(next_url), chain.number)):
@@ -400,6 +422,11 @@ class GitHubClient:
 
 def _incomplete(reason: str, what: str) -> IncompleteListingError:
     return IncompleteListingError(f"{reason}; the listing is incomplete, nothing concluded from it", where=what)
+
+
+# A page fetched ahead that waited this long for its reader says the reader,
+# not the API, sets the pace: fetch less far ahead (`GitHubClient._ahead`).
+HELD_S = 0.5
 
 
 class _Chain:

@@ -121,3 +121,8 @@ class PackageResult:
 def utc_now() -> str:
     """Now as the inventory writes every timestamp: ISO-8601 UTC text."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_stamp(epoch: float) -> str:
+    """A POSIX time as the inventory writes timestamps (cut-offs compared with stored ones)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 
 import orjson
 import pytest
 
 from crawler.attestations import (MAX_SUBJECTS, Listed, attestation_row, batches, check_attestations,
-                                  parse_bulk_page)
-from crawler.errors import ParseError
+                                  due_owners, parse_bulk_page)
+from crawler.errors import AuthError, ParseError
 from crawler.oci.bundle import der_utf8, parse_bundle
 from crawler.oci.verify import parse_trusted_root, verify_bundle
 from crawler.sandbox.sigstore import SPDX, FakeSigstore
@@ -204,6 +205,79 @@ def test_the_stage_sends_1024_digests_a_request_and_counts_each():
                                             count_request=lambda: counted.append(1)))
     assert client.calls == [1024, 1024, 1] and len(counted) == 3 == report.requests
     assert len(writer.answered) == 2049 and report.unknown == 0
+
+
+class _Refusing(_Client):
+    """Refuses `owner` (HTTP 403: the token cannot read its attestations)
+    and, once `fatal_after` calls were made, everyone (401)."""
+
+    def __init__(self, owner: str, fatal_after: int | None = None) -> None:
+        super().__init__()
+        self.owner, self.fatal_after, self.asked = owner, fatal_after, []
+
+    async def bulk_list(self, owner, kind, digests, *, count_request):
+        if self.fatal_after is not None and len(self.asked) >= self.fatal_after:
+            raise AuthError("GitHub answered 401: bad credentials", fatal=True)
+        self.asked.append(owner)
+        if owner == self.owner:
+            raise AuthError("GitHub answered 403: the token cannot read attestations", fatal=False)
+        return await super().bulk_list(owner, kind, digests, count_request=count_request)
+
+
+class _Marking(_Writer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.unknown: list[tuple[int, str, str]] = []
+
+    async def mark_attestations_unknown(self, owner_id, digests, reason):
+        self.unknown += [(owner_id, d, reason) for d in digests]
+        return len(digests)
+
+
+def _paged(owners: dict[int, int], size: int):
+    """A store's pages (StoreReader.attestations_due) over `owners` (id -> digests), `size` a page."""
+    keys = [(o, f"sha256:{i:064x}") for o, n in owners.items() for i in range(n)]
+    reads = []
+
+    async def read(after):
+        reads.append(after)
+        rest = [k for k in keys if after is None or k > after][:size]
+        out = []
+        for owner_id, digest in rest:
+            if not out or out[-1].owner_id != owner_id:
+                out.append(DueDigests(owner_id, f"o{owner_id}", "org", ()))
+            out[-1] = dataclasses.replace(out[-1], digests=out[-1].digests + (digest,))
+        return out
+
+    return read, reads
+
+
+def test_an_unreadable_owner_s_later_pages_are_unknown_unasked_and_the_next_owner_is_asked():
+    read, reads = _paged({1: 5, 2: 5, 3: 2}, size=2)
+    client, writer = _Refusing("o2"), _Marking()
+
+    async def go():
+        return await check_attestations(client, due_owners(read, await read(None)), writer, root=None)
+
+    report = asyncio.run(go())
+    assert client.asked == ["o1", "o1", "o1", "o2", "o3"]      # o2 asked once, then no more
+    assert [d for o, d, _ in writer.unknown if o == 2] == [f"sha256:{i:064x}" for i in range(5)]
+    assert {o for o, _, _ in writer.unknown} == {2} and len(writer.answered) == 7
+    assert report.denied == ["o2"] and report.unknown == 5
+    assert len(reads) == 7          # 12 digests, 2 a page, and the empty page that ends it
+
+
+def test_a_stage_stopped_on_a_later_page_records_every_remaining_digest_unknown():
+    read, _ = _paged({1: 3, 2: 3}, size=2)
+    client, writer = _Refusing("nobody", fatal_after=2), _Marking()
+
+    async def go():
+        return await check_attestations(client, due_owners(read, await read(None)), writer, root=None)
+
+    report = asyncio.run(go())
+    assert len(writer.answered) == 3 and client.asked == ["o1", "o1"]
+    assert [(o, d) for o, d, _ in writer.unknown] == [(2, f"sha256:{i:064x}") for i in range(3)]
+    assert all("401" in why for _, _, why in writer.unknown) and report.unknown == 3
 
 
 # --- end to end against the emulator -------------------------------------------------------------

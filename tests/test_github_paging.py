@@ -9,6 +9,7 @@ import asyncio
 import orjson
 import pytest
 
+from crawler import github
 from crawler.errors import AuthError, IncompleteListingError, NotFoundError
 from crawler.github import GitHubClient, packages_to_payload, parse_packages, payload_to_packages
 from crawler.model import CacheEntry
@@ -206,7 +207,7 @@ class Overlapping(FakeHttp):
 
 
 async def test_pages_past_the_first_are_fetched_together_and_yielded_in_order():
-    http = Overlapping(together=4)
+    http = Overlapping(together=2)     # fetching ahead starts two pages deep
     org_of(http, 5)
     got = await pages(GitHubClient(http, API, None, page_window=4))
     assert [p.items[0].name for p in got] == ["p1-0", "p2-0", "p3-0", "p4-0", "end0"]
@@ -234,6 +235,21 @@ async def test_no_more_pages_than_the_window_are_in_flight():
     org_of(http, 12)
     got = await pages(GitHubClient(http, API, None, page_window=3))
     assert len(got) == 12 and http.peak == 3 and len(http.sent) == 12
+
+
+async def test_a_reader_slower_than_the_api_is_fetched_for_only_a_few_pages_ahead(monkeypatch):
+    """A cold sync's workers take a page far slower than GitHub answers one:
+    pages fetched a whole window ahead would only wait, held in memory."""
+    monkeypatch.setattr(github, "HELD_S", -1.0)  # every page that was ready had waited "long"
+    http = Counting()
+    org_of(http, 30)
+    ahead = []
+    async for _ in GitHubClient(http, API, None, page_window=12).packages("acme", "org"):
+        for _ in range(20):                          # the reader's work: every fetch in flight ends meanwhile
+            await asyncio.sleep(0)
+        ahead.append(len(http.sent))
+    fetched_ahead = [sent - (n + 1) for n, sent in enumerate(ahead)]
+    assert len(ahead) == 30 and max(fetched_ahead) <= 4 < 12 and http.peak <= 4
 
 
 async def test_a_304_no_op_costs_exactly_the_listing_pages():

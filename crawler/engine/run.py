@@ -12,6 +12,7 @@ was done committed and the run row saying why.
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import os
 import socket
@@ -201,7 +202,7 @@ class Run:
             return
         max_age_s = None if self.options.full else gh.enrich_interval_s
         owners = [o.name for o in self.owners()]
-        if not await self.store.reader.repositories_due(self.registry, owners, max_age_s):
+        if not await self.store.reader.repositories_due(self.registry, owners, max_age_s, limit=1):
             return  # nothing due: do not even import the GraphQL stack (a no-op run stays cheap)
         from ..enrich import enrich_sources
 
@@ -221,18 +222,21 @@ class Run:
         if self.creds.github is None or not at.enabled or self.state.stopping:
             return
         young = None if self.options.full else at.recheck_within_s
-        due = await self.store.reader.attestations_due(self.registry, [o.name for o in self.owners()],
-                                                       young_s=young, interval_s=at.recheck_interval_s)
-        if not due:
-            return
-        from ..attestations import AttestationsClient, check_attestations
+        due = functools.partial(self.store.reader.attestations_due, self.registry, [o.name for o in self.owners()],
+                                young_s=young, interval_s=at.recheck_interval_s)
+        if not await due(limit=1):
+            return  # nothing due: the attestations stack (cryptography) is not even imported
+        from ..attestations import MAX_SUBJECTS, AttestationsClient, check_attestations, due_owners
+
+        async def page(after: tuple[int, str] | None) -> list:
+            return await due(after=after, limit=MAX_SUBJECTS)
 
         def count_request() -> None:
             self.state.economy.attestations += 1
 
         client = AttestationsClient(self.http, self.config.github.api_url, self.creds.github)
-        report = await check_attestations(client, due, self.writer, root=self.trusted_root,
-                                          count_request=count_request)
+        report = await check_attestations(client, due_owners(page, await page(None)), self.writer,
+                                          root=self.trusted_root, count_request=count_request)
         await self._record_problems("attestations", report.problems)
 
     async def _record_problems(self, stage: str, problems) -> None:

@@ -228,8 +228,9 @@ async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str]
             if child not in seen:
                 seen.add(child)
                 reached.append(child)
+    own = len(prefetched)                  # requests this package made itself (it needed a token)
     while todo:
-        await _fetch_round(ctx, repo, todo, tag_of, hold, prefetched, fetched, gone)
+        own += await _fetch_round(ctx, repo, todo, tag_of, hold, prefetched, fetched, gone)
         new_children = []
         for d in todo:
             m = fetched.get(d)
@@ -247,22 +248,30 @@ async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str]
             raise error                      # a tagged or listed digest itself is gone: not a fact yet
         result.missing.append(MissingChild(parents[digest], digest, error.message))
     result.manifests.extend(fetched.values())
-    result.configs.extend(await _configs(ctx, repo, list(fetched.values()), hold))
+    configs, own_configs = await _configs(ctx, repo, list(fetched.values()), hold)
+    result.configs.extend(configs)
+    own += own_configs
     result.referrers.extend(content_referrers(fetched.values()))
     if ctx.crawl.referrers:
         subjects = [d for d, m in fetched.items() if d in tag_of and m.kind in ("image", "index")]
+        asked = ctx.registry.referrers_supported is not False and bool(subjects)
         result.referrers.extend(await _api_referrers(ctx, repo, subjects))
-    if ctx.registry.demands_tokens and (fetched or not use_versions_listing(ref, ctx.crawl)):
+        own += asked
+    # A token for this repository's scope only if the package asked the
+    # registry itself: content another package fetched for it needed none.
+    if ctx.registry.demands_tokens and (own or not use_versions_listing(ref, ctx.crawl)):
         ctx.state.economy.scopes += 1
     return reached
 
 
 async def _fetch_round(ctx: WorkerContext, repo: str, todo: list[str], tag_of: dict[str, str], hold: Hold,
                        prefetched: dict[str, ImageManifest | ImageIndex],
-                       fetched: dict[str, ImageManifest | ImageIndex], gone: dict[str, NotFoundError]) -> None:
+                       fetched: dict[str, ImageManifest | ImageIndex], gone: dict[str, NotFoundError]) -> int:
     """Fetch `todo` concurrently into `fetched`; 404s go to `gone` for the
-    caller to judge (a missing index child, or a failure)."""
+    caller to judge (a missing index child, or a failure). Returns how many
+    fetches were this package's own (not shared with another's)."""
     limit = asyncio.Semaphore(ctx.crawl.concurrency)
+    own = 0
 
     async def one(digest: str) -> None:
         if digest in prefetched:
@@ -278,22 +287,27 @@ async def _fetch_round(ctx: WorkerContext, repo: str, todo: list[str], tag_of: d
             gone[digest] = exc
             return
         if mine:
+            nonlocal own
+            own += 1
             ctx.state.economy.manifests += 1
         fetched[digest] = value
 
     await asyncio.gather(*(one(d) for d in todo))
+    return own
 
 
-async def _configs(ctx: WorkerContext, repo: str, manifests: list, hold: Hold) -> list[ImageConfig]:
+async def _configs(ctx: WorkerContext, repo: str, manifests: list, hold: Hold) -> tuple[list[ImageConfig], int]:
     """Config blobs of new images: fetched once per digest, forever; a
-    config already stored is loaded (the manifest row needs its labels)."""
+    config already stored is loaded (the manifest row needs its labels).
+    Also returns how many fetches were this package's own."""
     wanted = sorted({m.config.digest for m in manifests
                      if isinstance(m, ImageManifest) and m.kind == "image"})
     if not wanted:
-        return []
+        return [], 0
     known = set() if ctx.full else await ctx.reader.known_configs(wanted)
     limit = asyncio.Semaphore(ctx.crawl.concurrency)
     out: list[ImageConfig] = []
+    own = 0
 
     async def one(digest: str):
         if digest in known:
@@ -306,11 +320,13 @@ async def _configs(ctx: WorkerContext, repo: str, manifests: list, hold: Hold) -
             config, mine = await ctx.state.inflight.get(
                 "c:" + digest, lambda: ctx.registry.config(repo, digest))
         if mine:
+            nonlocal own
+            own += 1
             ctx.state.economy.configs += 1
         out.append(config)
 
     await asyncio.gather(*(one(d) for d in wanted))
-    return out
+    return out, own
 
 
 async def _api_referrers(ctx: WorkerContext, repo: str, subjects: list[str]) -> list[Referrer]:

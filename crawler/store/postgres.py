@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from dataclasses import asdict, astuple, fields
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
@@ -38,7 +38,7 @@ import structlog
 
 from ..config import DatabaseConfig
 from ..errors import LockHeldError, StoreBusyError, StoreError, UnreachableError
-from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now
+from ..model import CacheEntry, PackageResult, RegistryFacts, StoredPackage, VersionEntry, utc_now, utc_stamp
 from ..oci import ImageConfig
 from ..secret import Secret
 from .pgconnect import (PgTarget, claim_owners, connect, connect_kwargs, is_connection_loss, is_retryable,
@@ -46,7 +46,7 @@ from .pgconnect import (PgTarget, claim_owners, connect, connect_kwargs, is_conn
 from .pgschema import EXTRA_COLUMNS, fingerprint, postgres_statements
 from .protocol import Applied, AttestationRow, Coverage, DueDigests, EventRecord, RepositoryRow, RunRecord
 from .pgapply import PACKAGE_ERRORS, Tx, Unchanged, apply_package_rows, pg_text, save_cache_rows
-from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, stored_versions
+from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, due_digests, stored_versions
 
 log = structlog.get_logger("crawler.store.postgres")
 
@@ -301,28 +301,31 @@ class PostgresReader:
             return None
         return RegistryFacts(row[0], row[1], None if row[2] is None else bool(row[2]))
 
-    async def repositories_due(self, registry: str, owners: Sequence[str],
-                               max_age_s: float | None) -> list[str]:
-        """As SQLiteReader.repositories_due: source repositories of these
-        owners' live packages whose facts are missing or older than max_age_s."""
+    async def repositories_due(self, registry: str, owners: Sequence[str], max_age_s: float | None, *,
+                               after: str | None = None, limit: int | None = None) -> list[str]:
+        """As SQLiteReader.repositories_due: a page of the source repositories
+        of these owners' live packages whose facts are missing or older than
+        max_age_s, in name order past `after`."""
         sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
                "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
                "WHERE o.registry = $1 AND o.name = ANY($2::text[]) AND p.deleted_at IS NULL "
                "AND p.repository IS NOT NULL")
         args: list = [registry, list(owners)]
         if max_age_s is not None:
-            cutoff = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - max_age_s,
-                                            timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            sql += " AND (r.fetched_at IS NULL OR r.fetched_at <= $3)"
-            args.append(cutoff)
-        return sorted(r[0] for r in await self._all(sql, *args))
-
+            args.append(utc_stamp(time.time() - max_age_s))
+            sql += f" AND (r.fetched_at IS NULL OR r.fetched_at <= ${len(args)})"
+        if after is not None:
+            args.append(after)
+            sql += f" AND p.repository > ${len(args)}"
+        sql += " ORDER BY p.repository" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return [r[0] for r in await self._all(sql, *args)]
 
     async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
-                               interval_s: float) -> list[DueDigests]:
+                               interval_s: float, after: tuple[int, str] | None = None,
+                               limit: int | None = None) -> list[DueDigests]:
         """As SQLiteReader.attestations_due."""
-        now = datetime.now(timezone.utc).timestamp()
-        sql = ("SELECT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
+        now = time.time()
+        sql = ("SELECT DISTINCT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
                "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
                "JOIN owners o ON o.id = p.owner_id "
                "JOIN manifests m ON m.digest = pd.digest AND m.kind IN ('index', 'image') "
@@ -333,16 +336,13 @@ class PostgresReader:
         if young_s is not None:
             sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
                     "OR (COALESCE(pd.created_at, pd.first_seen) >= $3 AND c.checked_at <= $4))")
-            args += [_iso(now - young_s), _iso(now - interval_s)]
-        found: dict[tuple[int, str, str], set[str]] = {}
-        for owner_id, name, kind, digest in await self._all(sql, *args):
-            found.setdefault((owner_id, name, kind), set()).add(digest)
-        return [DueDigests(owner_id, name, kind, tuple(sorted(digests)))
-                for (owner_id, name, kind), digests in sorted(found.items())]
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            args += [utc_stamp(now - young_s), utc_stamp(now - interval_s)]
+        if after is not None:
+            args += list(after)
+            n = len(args)
+            sql += f" AND (o.id > ${n - 1} OR (o.id = ${n - 1} AND pd.digest > ${n}))"
+        sql += " ORDER BY o.id, pd.digest" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return due_digests(await self._all(sql, *args))
 
 
 class PostgresWriter:

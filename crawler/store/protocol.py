@@ -156,11 +156,15 @@ class StoreReader(Protocol):
 
     async def registry_facts(self, registry: str) -> RegistryFacts | None: ...
 
-    async def repositories_due(self, registry: str, owners: Sequence[str],
-                               max_age_s: float | None) -> list[str]: ...
+    # The two stages after the packages read what is due a page at a time
+    # (keyset: past `after`, at most `limit`), so their memory is one page's,
+    # whatever the org's size (docs/benchmarks.md, finding 17).
+    async def repositories_due(self, registry: str, owners: Sequence[str], max_age_s: float | None, *,
+                               after: str | None = None, limit: int | None = None) -> list[str]: ...
 
     async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
-                               interval_s: float) -> list[DueDigests]: ...
+                               interval_s: float, after: tuple[int, str] | None = None,
+                               limit: int | None = None) -> list[DueDigests]: ...
 
 
 class StoreWriter(Protocol):

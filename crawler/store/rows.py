@@ -8,6 +8,7 @@ from __future__ import annotations
 import orjson
 
 from ..model import PackageResult, VersionEntry
+from .protocol import DueDigests
 from ..oci import ImageConfig, ImageIndex, ImageManifest, image_info, predicate_types
 from ..oci.mediatypes import REFERENCE_DIGEST, REFERENCE_TYPE
 
@@ -159,3 +160,19 @@ def restamp(result: PackageResult, full_listed_at: str | None, last_synced: str 
     none on record): else the stamp would stay old and every later run would
     list the package whole again."""
     return result.listing == "whole" and (full_listed_at is None or full_listed_at < (last_synced or ""))
+
+
+def due_digests(rows) -> list[DueDigests]:
+    """(owner id, owner, kind, digest) rows in owner id then digest order,
+    one DueDigests per owner."""
+    out: list[DueDigests] = []
+    owner, digests = None, []
+    for owner_id, name, kind, digest in rows:
+        if owner is None or owner[0] != owner_id:
+            if owner is not None:
+                out.append(DueDigests(*owner, tuple(digests)))
+            owner, digests = (owner_id, name, kind), []
+        digests.append(digest)
+    if owner is not None:
+        out.append(DueDigests(*owner, tuple(digests)))
+    return out

@@ -5,19 +5,20 @@ OS's errors as the store's one error."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import aiosqlite
 
 from ..errors import storage_error
-from ..model import CacheEntry, RegistryFacts, StoredPackage, VersionEntry
+from ..model import CacheEntry, RegistryFacts, StoredPackage, VersionEntry, utc_stamp
 from ..oci import ImageConfig
 from .protocol import DueDigests
-from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, stored_versions
+from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, due_digests, stored_versions
 from .sqlapply import chunks
 
 
@@ -113,58 +114,49 @@ class SQLiteReader:
             return None
         return RegistryFacts(row[0], row[1], None if row[2] is None else bool(row[2]))
 
-    async def repositories_due(self, registry: str, owners: Sequence[str],
-                               max_age_s: float | None) -> list[str]:
+    async def repositories_due(self, registry: str, owners: Sequence[str], max_age_s: float | None, *,
+                               after: str | None = None, limit: int | None = None) -> list[str]:
         """Distinct source repositories (OWNER/NAME) of these owners' live
         packages whose facts are missing or older than `max_age_s` (None:
-        all of them), for the GraphQL enrichment."""
-        cutoff = None
+        all of them), for the GraphQL enrichment: in name order, past
+        `after`, at most `limit` (a page: the stage holds one at a time)."""
+        sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
+               "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
+               "WHERE o.registry = ? AND o.name IN (SELECT value FROM json_each(?)) AND p.deleted_at IS NULL "
+               "AND p.repository IS NOT NULL")
+        params: list = [registry, json.dumps(list(owners))]
         if max_age_s is not None:
-            cutoff = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - max_age_s,
-                                            timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        due: set[str] = set()
-        for chunk in chunks(list(owners)):
-            marks = ",".join("?" * len(chunk))
-            sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
-                   "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
-                   f"WHERE o.registry = ? AND o.name IN ({marks}) AND p.deleted_at IS NULL "
-                   "AND p.repository IS NOT NULL")
-            params: list = [registry, *chunk]
-            if cutoff is not None:
-                sql += " AND (r.fetched_at IS NULL OR r.fetched_at <= ?)"
-                params.append(cutoff)
-            due.update(r[0] for r in await self._all(sql, params))
-        return sorted(due)
+            sql += " AND (r.fetched_at IS NULL OR r.fetched_at <= ?)"
+            params.append(utc_stamp(time.time() - max_age_s))
+        if after is not None:
+            sql += " AND p.repository > ?"
+            params.append(after)
+        sql += " ORDER BY p.repository" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return [r[0] for r in await self._all(sql, params)]
 
     async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
-                               interval_s: float) -> list[DueDigests]:
+                               interval_s: float, after: tuple[int, str] | None = None,
+                               limit: int | None = None) -> list[DueDigests]:
         """The image and index digests of these GitHub owners' live packages
         to ask GitHub's attestations API about: never asked, or last answered
         `unknown`, or younger than `young_s` (attestations may be added after
-        a push) and not asked within `interval_s`. `young_s` None: all."""
-        now = datetime.now(timezone.utc).timestamp()
-        young = None if young_s is None else stamp(now - young_s)
-        recent = stamp(now - interval_s)
-        found: dict[tuple[int, str, str], set[str]] = {}
-        for chunk in chunks(list(owners)):
-            marks = ",".join("?" * len(chunk))
-            sql = ("SELECT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
-                   "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
-                   "JOIN owners o ON o.id = p.owner_id "
-                   "JOIN manifests m ON m.digest = pd.digest AND m.kind IN ('index', 'image') "
-                   "LEFT JOIN attestation_checks c ON c.owner_id = o.id AND c.digest = pd.digest "
-                   f"WHERE o.registry = ? AND o.name IN ({marks}) AND o.discovery IN ('rest', 'graphql') "
-                   "AND pd.last_seen IS NULL")
-            params: list = [registry, *chunk]
-            if young is not None:
-                sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
-                        "OR (COALESCE(pd.created_at, pd.first_seen) >= ? AND c.checked_at <= ?))")
-                params += [young, recent]
-            for owner_id, name, kind, digest in await self._all(sql, params):
-                found.setdefault((owner_id, name, kind), set()).add(digest)
-        return [DueDigests(owner_id, name, kind, tuple(sorted(digests)))
-                for (owner_id, name, kind), digests in sorted(found.items())]
-
-
-def stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        a push) and not asked within `interval_s`. `young_s` None: all. In
+        (owner id, digest) order, past `after`, at most `limit` digests."""
+        now = time.time()
+        sql = ("SELECT DISTINCT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
+               "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
+               "JOIN owners o ON o.id = p.owner_id "
+               "JOIN manifests m ON m.digest = pd.digest AND m.kind IN ('index', 'image') "
+               "LEFT JOIN attestation_checks c ON c.owner_id = o.id AND c.digest = pd.digest "
+               "WHERE o.registry = ? AND o.name IN (SELECT value FROM json_each(?)) "
+               "AND o.discovery IN ('rest', 'graphql') AND pd.last_seen IS NULL")
+        params: list = [registry, json.dumps(list(owners))]
+        if young_s is not None:
+            sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
+                    "OR (COALESCE(pd.created_at, pd.first_seen) >= ? AND c.checked_at <= ?))")
+            params += [utc_stamp(now - young_s), utc_stamp(now - interval_s)]
+        if after is not None:
+            sql += " AND (o.id > ? OR (o.id = ? AND pd.digest > ?))"
+            params += [after[0], after[0], after[1]]
+        sql += " ORDER BY o.id, pd.digest" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return due_digests(await self._all(sql, params))

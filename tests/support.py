@@ -181,7 +181,7 @@ def _pg_args(sql: str, params) -> tuple[str, list]:
 def rows(db, sql: str, params=()) -> list[tuple]:
     url = _pg_url(db)
     if url:
-        from crawler.store.pgread import _value
+        from crawler.store.pgreadonly import _value
         pgsql, args = _pg_args(sql, params)
         return [tuple(_value(v) for v in r) for r in _on_pg(url, lambda c: c.fetch(pgsql, *args))]
     conn = sqlite3.connect(db)

@@ -21,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import re
 import socket
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import asyncpg
+import structlog
 
 from ..config import DatabaseConfig
 from ..errors import (AuthError, InventoryError, LockHeldError, StoreBusyError, StoreCreateError, StoreError,
@@ -35,8 +37,11 @@ from ..errors import (AuthError, InventoryError, LockHeldError, StoreBusyError, 
 from ..secret import Secret, redact
 
 __all__ = ["PgTarget", "claim_owners", "connect", "is_connection_loss", "is_retryable", "lock_key",
-           "session_label", "translate"]
+           "retrying", "session_label", "translate"]
 
+log = structlog.get_logger("crawler.store.postgres")
+
+RETRIES = 4                 # a transaction the server aborted (deadlock, serialization)
 # SQLSTATE classes and codes (PostgreSQL "Appendix A. Error Codes").
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
@@ -116,6 +121,24 @@ def is_connection_loss(exc: BaseException) -> bool:
 
 def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _RETRYABLE)
+
+
+async def retrying(target: PgTarget, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `attempt`, again after a lost connection or an aborted
+    transaction (a deadlock, a serialization failure), a bounded number of
+    times with jittered backoff; then its error, translated."""
+    tries = max(target.reconnect_attempts, RETRIES) + 1
+    for n in range(tries):
+        try:
+            return await attempt()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            lost, retry = is_connection_loss(exc), is_retryable(exc)
+            limit = target.reconnect_attempts if lost else RETRIES
+            if not (lost or retry) or n >= limit:
+                raise translate(exc, target.where) from None
+            log.warning("postgres_retry", reason=type(exc).__name__, attempt=n + 1, of=limit)
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** n) * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def translate(exc: BaseException, where: str, *, connecting: bool = False) -> InventoryError:

@@ -1,203 +1,150 @@
-"""Read-only access to a PostgreSQL inventory for `query`, `report`,
-`status` and the metrics file's counts: the counterpart of
-`crawler/readonly.py`.
-
-A synchronous face over one asyncpg session on a private event loop, the
-shape the SQLite read path has (`execute(sql, params)` → a cursor with
-`fetchall`, `fetchone`, `description`), so reports and status run
-unchanged on both stores. The session sets `default_transaction_read_only`
-and every statement runs in a `READ ONLY` transaction: a write is refused
-by the server, one line, exit 2 (the real protection for dashboards is a
-read-only role: README "Several crawlers, one inventory").
-
-The project's SQL (reports, status) is written for SQLite and transpiled
-(`pgschema.transpile`); SQL a person types into `query` is PostgreSQL's and
-runs as typed. Values come back as the SQLite surface gives them: numerics
-as int or float, booleans as 0/1, timestamps as ISO text.
-
-`guard` bounds what runs inside it: `--timeout` is the session's
-`statement_timeout` (the server stops the statement: exit 124), and
-SIGINT/SIGTERM cancel the statement at once (exit 130/143).
-"""
+"""The PostgreSQL store's read face (crawler.store.protocol.StoreReader):
+what the workers, enrichment and the attestations stage ask of the
+inventory, on a small pool of read-only sessions, each read retried after
+a lost connection (`pgconnect.retrying`). The SQLite twin is `sqlread.py`;
+`pgreadonly.py` is the CLI's read-only access (`query`, `report`, `status`)."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import decimal
-import signal
-import threading
-import uuid
-from contextlib import contextmanager
-from typing import Any, Sequence
+import time
+from typing import Iterable, Sequence
 
 import asyncpg
 
-from ..errors import InventoryError, QueryError, QueryInterrupted, QueryTimeout
-from .pgconnect import PgTarget, connect, is_connection_loss, translate
-from .pgschema import UntranslatableSQL, transpile
+from ..model import CacheEntry, RegistryFacts, StoredPackage, VersionEntry, utc_stamp
+from ..oci import ImageConfig
+from .pgapply import pg_text
+from .pgconnect import PgTarget, retrying
+from .protocol import DueDigests
+from .rows import STORED_PACKAGE_COLUMNS, STORED_VERSIONS_SQL, due_digests, stored_versions
 
-__all__ = ["PgReadConnection", "open_pg_readonly"]
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# SQLSTATE classes that are the server's trouble, not the SQL's: connection,
-# insufficient resources, operator intervention, system error, internal error.
-_SERVER = ("08", "53", "55", "57", "58", "XX")
+_STORED_VERSIONS = STORED_VERSIONS_SQL.replace("?", "$1")   # one parameter, the package id, used thrice
 
 
-def open_pg_readonly(target: PgTarget) -> "PgReadConnection":
-    return PgReadConnection(target)
+class PostgresReader:
+    """The read face (StoreReader) on a pool of read-only sessions."""
 
+    def __init__(self, target: PgTarget, pool: asyncpg.Pool) -> None:
+        self._target = target
+        self._pool = pool
 
-class _Cursor:
-    def __init__(self, columns: list[str], rows: list[tuple]) -> None:
-        self.description = [(c, None, None, None, None, None, None) for c in columns]
-        self._rows = rows
-
-    def fetchall(self) -> list[tuple]:
-        return list(self._rows)
-
-    def fetchone(self):
-        return self._rows[0] if self._rows else None
-
-
-class PgReadConnection:
-    """One read-only session, used synchronously."""
-
-    def __init__(self, target: PgTarget) -> None:
-        self.target = target
-        self._loop = asyncio.new_event_loop()
-        self._timeout_s: float | None = None
-        self._what = "query"
-        self._option = "--timeout"
-        self._signum: int | None = None
+    async def close(self) -> None:
         try:
-            self._conn = self._loop.run_until_complete(connect(target, read_only=True))
-        except BaseException:
-            self._loop.close()
-            raise
-
-    # -- the sqlite3-shaped face -------------------------------------------------------
-
-    def execute(self, sql: str, params: Sequence | dict = ()) -> _Cursor:
-        """Run SQL written for SQLite (the project's own), transpiled."""
-        try:
-            pgsql, names = transpile(sql)
-        except (UntranslatableSQL, ValueError) as exc:
-            raise QueryError(f"SQL: {exc}") from None
-        if isinstance(params, dict):
-            args = [params[n] for n in names]
-        else:
-            args = list(params)
-        return self._run(pgsql, args, coerce=True)
-
-    def run_user_query(self, sql: str) -> tuple[list[str], list[tuple]]:
-        """SQL a person typed, as PostgreSQL's."""
-        cur = self._run(sql, [], coerce=False)
-        return [d[0] for d in cur.description], cur.fetchall()
-
-    def close(self) -> None:
-        try:
-            self._loop.run_until_complete(asyncio.wait_for(self._conn.close(), 5))
+            await asyncio.wait_for(self._pool.close(), 5)
         except Exception:
-            self._conn.terminate()
-        finally:
-            self._loop.close()
+            self._pool.terminate()
 
-    # -- guard ---------------------------------------------------------------------------
+    async def _all(self, sql: str, *args) -> list:
+        args = tuple(map(pg_text, args))
 
-    @contextmanager
-    def guard(self, timeout_s: float | None, *, what: str = "query", option: str = "--timeout"):
-        """Bound the statements inside: `timeout_s` (None/0: none), SIGINT/SIGTERM."""
-        # None: the session's own statement_timeout (database.statement_timeout_s);
-        # 0: no limit, as --timeout 0 says; else that many seconds.
-        self._timeout_s, self._what, self._option, self._signum = timeout_s, what, option, None
-        try:
-            yield self
-        finally:
-            self._timeout_s = None
+        async def attempt():
+            async with self._pool.acquire() as conn:
+                return await conn.fetch(sql, *args)
+        return await retrying(self._target, attempt)
 
-    # -- running ---------------------------------------------------------------------------
+    async def _one(self, sql: str, *args):
+        rows = await self._all(sql, *args)
+        return rows[0] if rows else None
 
-    def _run(self, sql: str, args: list, *, coerce: bool) -> _Cursor:
-        task = self._loop.create_task(self._fetch(sql, args, coerce))
-        installed = self._install_signals(task)
-        try:
-            columns, rows = self._loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            name = signal.Signals(self._signum or signal.SIGINT).name
-            raise QueryInterrupted(f"{self._what} stopped by {name}; nothing was changed",
-                                   signum=self._signum or signal.SIGINT) from None
-        finally:
-            for signum in installed:
-                self._loop.remove_signal_handler(signum)
-        return _Cursor(columns, [tuple(_value(v) for v in r) for r in rows])
+    async def stored_package(self, owner_id: int, name: str) -> StoredPackage | None:
+        row = await self._one(
+            f"SELECT {STORED_PACKAGE_COLUMNS} FROM packages WHERE owner_id = $1 AND name = $2", owner_id, name)
+        return StoredPackage(*row) if row else None
 
-    def _install_signals(self, task: asyncio.Task) -> list[int]:
-        if threading.current_thread() is not threading.main_thread():
-            return []
+    async def stored_versions(self, package_id: int) -> list[VersionEntry]:
+        return stored_versions(await self._all(_STORED_VERSIONS, package_id))
 
-        def on_signal(signum: int) -> None:
-            if self._signum is None:
-                self._signum = signum
-            task.cancel()   # asyncpg cancels the statement on the server too
+    async def stored_packages(self, owner_id: int, names: Iterable[str]) -> dict[str, StoredPackage]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        rows = await self._all(
+            f"SELECT name, {STORED_PACKAGE_COLUMNS} "
+            "FROM packages WHERE owner_id = $1 AND name = ANY($2::text[])", owner_id, wanted)
+        return {r[0]: StoredPackage(*r[1:]) for r in rows}
 
-        for signum in SIGNALS:
-            self._loop.add_signal_handler(signum, on_signal, signum)
-        return list(SIGNALS)
+    async def known_manifests(self, digests: Iterable[str]) -> set[str]:
+        return await self._known("manifests", digests)
 
-    async def _fetch(self, sql: str, args: list, coerce: bool) -> tuple[list[str], list]:
-        conn = self._conn
-        try:
-            async with conn.transaction(readonly=True):
-                if self._timeout_s is not None:
-                    await conn.execute(f"SET LOCAL statement_timeout = {max(int(self._timeout_s * 1000), 0)}")
-                stmt = await conn.prepare(sql)
-                if coerce:
-                    args = [_coerce(a, p) for a, p in zip(args, stmt.get_parameters())]
-                rows = await stmt.fetch(*args)
-                columns = [a.name for a in stmt.get_attributes()]
-        except asyncpg.QueryCanceledError as exc:
-            if self._signum is not None:
-                raise asyncio.CancelledError() from None
-            if self._timeout_s and "statement timeout" in str(exc):
-                raise QueryTimeout(f"{self._what} stopped after {self._timeout_s:g}s by {self._option} "
-                                   f"{self._timeout_s:g} (0 = no limit)") from None
-            raise translate(exc, self.target.where) from None
-        except (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError) as exc:
-            raise QueryError(f"the database is opened read-only: queries cannot change it ({exc})") from None
-        except InventoryError:
-            raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            state = getattr(exc, "sqlstate", "") or ""
-            if not isinstance(exc, asyncpg.PostgresError) or is_connection_loss(exc) or state[:2] in _SERVER:
-                raise translate(exc, self.target.where) from None
-            raise QueryError(f"SQL error: {' '.join(str(exc).split())}") from None
-        return columns, rows
+    async def known_configs(self, digests: Iterable[str]) -> set[str]:
+        return await self._known("configs", digests)
 
+    async def _known(self, table: str, digests: Iterable[str]) -> set[str]:
+        wanted = sorted(set(digests))
+        if not wanted:
+            return set()
+        return {r[0] for r in await self._all(f"SELECT digest FROM {table} WHERE digest = ANY($1::text[])", wanted)}
 
-def _coerce(value: Any, param) -> Any:
-    """A parameter as the type the server inferred for it (SQLite takes any)."""
-    kind = getattr(param, "name", "")
-    if value is None:
-        return None
-    if kind in ("text", "varchar", "name") and not isinstance(value, str):
-        return str(value)
-    if kind in ("int2", "int4", "int8") and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return value
+    async def children(self, parents: Iterable[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        wanted = sorted(set(parents))
+        if not wanted:
+            return out
+        for parent, child in await self._all(
+                "SELECT parent_digest, child_digest FROM manifest_children WHERE parent_digest = ANY($1::text[]) "
+                "ORDER BY parent_digest, position", wanted):
+            out.setdefault(parent, []).append(child)
+        return out
 
+    async def load_config(self, digest: str) -> ImageConfig | None:
+        row = await self._one(
+            "SELECT digest, os, architecture, variant, os_version, created FROM configs WHERE digest = $1", digest)
+        if row is None:
+            return None
+        labels = tuple((k, v) for k, v in await self._all(
+            "SELECT key, value FROM config_labels WHERE config_digest = $1 ORDER BY key", digest))
+        return ImageConfig(*row, labels=labels)
 
-def _value(value: Any) -> Any:
-    """A value as SQLite's surface has it: numbers, text, bytes or None."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, dt.timedelta)):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return str(list(value))
-    return value
+    async def cache_lookup(self, url: str) -> CacheEntry | None:
+        row = await self._one("SELECT url, etag, payload FROM http_cache WHERE url = $1", url)
+        return CacheEntry(row[0], row[1], bytes(row[2])) if row else None
+
+    async def registry_facts(self, registry: str) -> RegistryFacts | None:
+        row = await self._one("SELECT realm, service, referrers FROM registry_facts WHERE registry = $1", registry)
+        if row is None:
+            return None
+        return RegistryFacts(row[0], row[1], None if row[2] is None else bool(row[2]))
+
+    async def repositories_due(self, registry: str, owners: Sequence[str], max_age_s: float | None, *,
+                               after: str | None = None, limit: int | None = None) -> list[str]:
+        """As SQLiteReader.repositories_due: a page of the source repositories
+        of these owners' live packages whose facts are missing or older than
+        max_age_s, in name order past `after`."""
+        sql = ("SELECT DISTINCT p.repository FROM packages p JOIN owners o ON o.id = p.owner_id "
+               "LEFT JOIN repositories r ON r.name_with_owner = p.repository "
+               "WHERE o.registry = $1 AND o.name = ANY($2::text[]) AND p.deleted_at IS NULL "
+               "AND p.repository IS NOT NULL")
+        args: list = [registry, list(owners)]
+        if max_age_s is not None:
+            args.append(utc_stamp(time.time() - max_age_s))
+            sql += f" AND (r.fetched_at IS NULL OR r.fetched_at <= ${len(args)})"
+        if after is not None:
+            args.append(after)
+            sql += f" AND p.repository > ${len(args)}"
+        sql += " ORDER BY p.repository" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return [r[0] for r in await self._all(sql, *args)]
+
+    async def attestations_due(self, registry: str, owners: Sequence[str], *, young_s: float | None,
+                               interval_s: float, after: tuple[int, str] | None = None,
+                               limit: int | None = None) -> list[DueDigests]:
+        """As SQLiteReader.attestations_due."""
+        now = time.time()
+        sql = ("SELECT DISTINCT o.id, o.name, o.kind, pd.digest FROM package_digests pd "
+               "JOIN packages p ON p.id = pd.package_id AND p.deleted_at IS NULL "
+               "JOIN owners o ON o.id = p.owner_id "
+               "JOIN manifests m ON m.digest = pd.digest AND m.kind IN ('index', 'image') "
+               "LEFT JOIN attestation_checks c ON c.owner_id = o.id AND c.digest = pd.digest "
+               "WHERE o.registry = $1 AND o.name = ANY($2::text[]) AND o.discovery IN ('rest', 'graphql') "
+               "AND pd.last_seen IS NULL")
+        args: list = [registry, list(owners)]
+        if young_s is not None:
+            sql += (" AND (c.digest IS NULL OR c.coverage = 'unknown' "
+                    "OR (COALESCE(pd.created_at, pd.first_seen) >= $3 AND c.checked_at <= $4))")
+            args += [utc_stamp(now - young_s), utc_stamp(now - interval_s)]
+        if after is not None:
+            args += list(after)
+            n = len(args)
+            sql += f" AND (o.id > ${n - 1} OR (o.id = ${n - 1} AND pd.digest > ${n}))"
+        sql += " ORDER BY o.id, pd.digest" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return due_digests(await self._all(sql, *args))

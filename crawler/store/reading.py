@@ -1,6 +1,6 @@
 """The read path of `query`, `report`, `status` and the metrics counts,
 for either store: the one place that picks the SQLite reader
-(`crawler/readonly.py`) or the PostgreSQL one (`pgread.py`).
+(`crawler/readonly.py`) or the PostgreSQL one (`pgreadonly.py`).
 
 Both connections answer `execute(sql, params)` with SQL written for SQLite
 (the reports' and status' own SQL: PostgreSQL gets it transpiled), so the
@@ -28,7 +28,7 @@ def open_reader(database: DatabaseConfig | str | Path, password: Secret | None =
         if not database.url:
             return open_readonly(database.path)
         from .pgconnect import PgTarget
-        from .pgread import open_pg_readonly
+        from .pgreadonly import open_pg_readonly
         return open_pg_readonly(PgTarget.of(database, password))
     text = str(database)
     if text.startswith(("postgresql://", "postgres://")):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import orjson
 
 from ..model import PackageResult, VersionEntry
-from .protocol import DueDigests
 from ..oci import ImageConfig, ImageIndex, ImageManifest, image_info, predicate_types
 from ..oci.mediatypes import REFERENCE_DIGEST, REFERENCE_TYPE
+from .protocol import DueDigests
 
 MANIFEST_COLUMNS = (
     "digest", "media_type", "kind", "artifact_type", "size", "content_size", "config_digest",

@@ -40,6 +40,10 @@ def test_service_is_a_hardened_oneshot_with_a_credential():
 def test_cron_line_uses_flock():
     lines = [l for l in (ROOT / "scripts" / "ghcr-inventory.cron").read_text().splitlines()
              if l and not l.startswith("#")]
+    env = [l for l in lines if re.fullmatch(r"[A-Z_]+=\S*", l)]
+    lines = [l for l in lines if l not in env]
+    assert env == ["MALLOC_ARENA_MAX=2"]     # as the systemd units set it
+    assert all("Environment=MALLOC_ARENA_MAX=2" in u.read_text() for u in UNITS.glob("*.service"))
     assert len(lines) == 1
     fields = lines[0].split()
     assert len(fields[:5]) == 5 and fields[6:8] == ["flock", "-n"]

@@ -27,9 +27,9 @@ loses its batch only (`unknown` too). Bundles are parsed by
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import Callable, Protocol, Sequence
 from urllib.parse import quote, urlencode
 
@@ -297,29 +297,27 @@ async def _owner(client: AttestationsClient, owner: DueDigests, writer: Attestat
     ("owner", why) when this owner's attestations cannot be read, ("stage",
     why) when the stage must stop (the rest would fail alike); the digests
     not asked are recorded unknown for that reason."""
-    chunks = batches(owner.digests)
-
     def counted() -> None:
         report.requests += 1
         count_request()
 
-    for n, chunk in enumerate(chunks):
+    for n, chunk in enumerate(batches(owner.digests)):
+        start = n * MAX_SUBJECTS       # where the digests not yet asked begin
         report.asked += len(chunk)
-        rest = [d for c in chunks[n:] for d in c]
         try:
             found = await client.bulk_list(owner.owner, owner.kind, chunk, count_request=counted)
         except (AuthError, NotFoundError) as exc:
             if isinstance(exc, AuthError) and exc.fatal:
                 report.problems.append(exc)
-                await _unknown(writer, owner, rest, str(exc), report)
+                await _unknown(writer, owner, list(owner.digests[start:]), str(exc), report)
                 return "stage", str(exc)
             report.denied.append(owner.owner)
             log.warning("attestations_unreadable", owner=owner.owner, error=str(exc), coverage="unknown")
-            await _unknown(writer, owner, rest, exc.message, report)
+            await _unknown(writer, owner, list(owner.digests[start:]), exc.message, report)
             return "owner", exc.message
         except UnreachableError as exc:     # RateLimitedError too
             report.problems.append(exc)
-            await _unknown(writer, owner, rest, str(exc), report)
+            await _unknown(writer, owner, list(owner.digests[start:]), str(exc), report)
             return "stage", str(exc)
         except PackageError as exc:         # this batch's answer was unusable
             report.problems.append(exc)

@@ -3,8 +3,8 @@ GraphQL API (the stage after the owners' packages are synced).
 
 The distinct `packages.repository` values (OWNER/NAME, from the REST or
 GraphQL listing) of the run's owners that are new, or whose stored facts are
-older than `github.enrich_interval_s` (all of them under `--full`), are asked
-in batches of up to 100, read from the store a batch at a time: one aliased query per batch
+older than `github.enrich_interval_s` (all of them under `--full`), are read
+from the store and asked in batches of up to 100: one aliased query per batch
 (crawler/queries/repositories.graphql), so 250 repositories cost 3 requests
 and an unchanged inventory costs none. Facts land in `repositories` (view
 `v_sources`), one transaction per batch, so a failure keeps what the batches
@@ -85,7 +85,7 @@ async def enrich_sources(client: GraphQLClient, reader: StoreReader, writer: Rep
         except (AuthError, UnreachableError) as exc:   # RateLimitedError too: the rest would fail alike
             report.problems.append(exc)
             log.warning("enrichment_stopped", error=str(exc), error_type=type(exc).__name__,
-                        stored=report.stored, next_after=after)
+                        stored=report.stored)
             break
         except PackageError as exc:                     # this batch's answer was unusable
             report.problems.append(exc)

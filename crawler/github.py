@@ -354,7 +354,8 @@ class GitHubClient:
         ahead: dict[int, asyncio.Task[Page]] = {}
         done_at: dict[int, float] = {}
         loop = asyncio.get_running_loop()
-        depth = min(2, window)
+        shallowest = min(2, window)
+        depth = shallowest
 
         def schedule(k: int) -> None:
             ahead[k] = task = asyncio.ensure_future(fetch(template.url(k), k))
@@ -380,7 +381,7 @@ class GitHubClient:
                 if waited:
                     depth = min(window, depth * 2)
                 elif held > HELD_S:
-                    depth = max(min(2, window), depth // 2)
+                    depth = max(shallowest, depth // 2)
         finally:
             await _drop(ahead.values())
         async for page in self._follow(fetch, chain, await fetch(chain.advance(next_url), chain.number)):

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import bench  # noqa: E402
+import bench_run  # noqa: E402
 
 
 def test_bench_runs_every_scenario_at_tiny_scale(tmp_path):
@@ -121,7 +121,7 @@ def test_profile_summary_groups_py_spy_stacks():
         "main (crawler/cli.py:10);parse_manifest (crawler/oci/manifest.py:303) 10",
         "garbage line without a count",
     ])
-    p = bench.summarize_profile(raw, seconds=1.0, rate=100)
+    p = bench_run.summarize_profile(raw, seconds=1.0, rate=100)
     assert p["samples"] == 50 and p["busy"] == 0.5
     assert p["groups"][0] == ("aiohttp client", 30, 60.0)
     assert dict((k, v) for k, v, _ in p["groups"]) == {"aiohttp client": 30, "sqlite (aiosqlite thread)": 10,

@@ -12,8 +12,8 @@ was done committed and the run row saying why.
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 import os
 import socket
 import time

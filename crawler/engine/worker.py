@@ -254,9 +254,8 @@ async def _fetch_content(ctx: WorkerContext, ref: PackageRef, digests: list[str]
     result.referrers.extend(content_referrers(fetched.values()))
     if ctx.crawl.referrers:
         subjects = [d for d, m in fetched.items() if d in tag_of and m.kind in ("image", "index")]
-        asked = ctx.registry.referrers_supported is not False and bool(subjects)
+        own += int(ctx.registry.referrers_supported is not False and bool(subjects))   # asked before the call
         result.referrers.extend(await _api_referrers(ctx, repo, subjects))
-        own += asked
     # A token for this repository's scope only if the package asked the
     # registry itself: content another package fetched for it needed none.
     if ctx.registry.demands_tokens and (own or not use_versions_listing(ref, ctx.crawl)):
